@@ -1,0 +1,39 @@
+# Each target bootstraps what it needs: a fresh clone runs `make book` or `make test` as is.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PARAMS ?= params/default.yaml
+SMOKE  := runs/smoke
+DATA_ARG := $(if $(NNAFC_DATA),--data $(NNAFC_DATA),)
+
+.PHONY: book test lint bench smoke-book clean full-clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[book,test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+## book: execute every chapter with $(PARAMS) (papermill), then render it to _build/html
+book: $(BIN)/.installed
+	$(BIN)/nnafc book --params $(PARAMS) $(DATA_ARG) --out runs/$(notdir $(basename $(PARAMS)))
+
+## test: lint, unit + real-data tests, then the smoke book executed and checked by nbval
+test: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+	$(BIN)/nnafc book --params params/smoke.yaml $(DATA_ARG) --out $(SMOKE)
+	$(BIN)/pytest -q --nbval-lax -p no:cacheprovider $(SMOKE)/notebooks
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+bench: $(BIN)/.installed
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf _build runs/smoke
+
+full-clean: clean
+	rm -rf runs $(VENV)

@@ -1,0 +1,58 @@
+"""Parameter sets for executing the book (params/*.yaml): loaded safely, validated loudly.
+
+A parameter file holds keys shared by every chapter (`data`, `seed`, `device`), the list of
+`chapters` to execute, and one mapping per chapter whose keys must exist in that chapter's
+papermill `parameters` cell — a misspelt key fails before anything runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SHARED_KEYS = ("data", "seed", "device")
+
+
+class ParamsError(ValueError):
+    """A parameter file that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class BookParams:
+    name: str  # the file's stem; names the run directory
+    chapters: list[str]  # book/<chapter>.py notebooks to execute, in order
+    shared: dict = field(default_factory=dict)  # data / seed / device, passed to every chapter
+    per_chapter: dict[str, dict] = field(default_factory=dict)
+
+    def for_chapter(self, chapter: str) -> dict:
+        """The papermill parameters of one chapter: shared keys, then the chapter's own."""
+        return {**self.shared, **self.per_chapter.get(chapter, {})}
+
+
+def load_params(path: str | Path) -> BookParams:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"parameter file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    chapters = raw.pop("chapters", None)
+    if not isinstance(chapters, list) or not chapters or not all(isinstance(c, str) for c in chapters):
+        raise ParamsError(f"{path}: 'chapters' must be a non-empty list of chapter names")
+    shared = {k: raw.pop(k) for k in SHARED_KEYS if k in raw}
+    per_chapter = {}
+    for key, value in raw.items():
+        if key not in chapters:
+            raise ParamsError(
+                f"{path}: unknown key {key!r}; top-level keys are {list(SHARED_KEYS)}, "
+                f"'chapters', or one of the chapters {chapters}"
+            )
+        if not isinstance(value, dict):
+            raise ParamsError(f"{path}: '{key}' must be a mapping of that chapter's parameters")
+        per_chapter[key] = value
+    return BookParams(path.stem, chapters, shared, per_chapter)
