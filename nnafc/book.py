@@ -111,6 +111,7 @@ def render(run_dir: Path, chapters: list[str]) -> Path:
         shutil.copy(run_dir / "notebooks" / f"{chapter}.ipynb", site / "book" / f"{chapter}.ipynb")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(site), "--path-output", str(run_dir)]
+    cmd += ["-W", "--keep-going"]  # a broken reference or missing output fails the build
     print("[book] rendering:", " ".join(cmd))
     result = subprocess.run(cmd, capture_output=True, text=True)
     sys.stdout.write(result.stdout[-3000:])
