@@ -1,0 +1,352 @@
+"""Reading daily market data into a validated, point-in-time `Panel`.
+
+Three sources, one result: a long-format parquet or CSV file (`datetime, instrument, open,
+high, low, close, volume [, factor]`, one row per stock and trading day) or a qlib binary
+directory. Nothing dated after `end` is read. Rows before `start` are read only to know each
+stock's traded history and trailing liquidity, so the universe on the first returned day is
+the one a trader would have had then.
+
+Rows whose volume is missing (NaN) are kept but count as not traded: the qlib-derived A-share
+data has about 1,200 of them, flat-price placeholders on suspension days.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nnafc.data.panel import FIELDS, PRICE_FIELDS, DataError, Panel
+from nnafc.data.universe import LIQUIDITY_WINDOW, parse_universe, universe_mask
+
+KEYS = ("datetime", "instrument")
+OPTIONAL_FIELDS = ("factor",)  # qlib adjustment factor: raw price = adjusted / factor
+
+
+@dataclass
+class _Rows:
+    """Long-format rows as numpy arrays (one entry per row)."""
+
+    day: np.ndarray  # (R,) int64 days since 1970-01-01
+    inst: np.ndarray  # (R,) int64 position in `names`
+    names: np.ndarray  # (N_all,) upper-case codes, sorted, unique
+    values: dict[str, np.ndarray]  # field -> (R,) float32
+
+
+def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = None,
+               end: str | pd.Timestamp | None = None, universe: str = "all", min_history: int = 60,
+               memberships: str | os.PathLike | None = None,
+               fields: list[str] | tuple[str, ...] | None = None) -> Panel:
+    """Load `source` as a dense `Panel` over the trading dates in [start, end].
+
+    `universe` is "all", "csi300" or "top<N>" (see `nnafc.data.universe`); `memberships` is
+    the CSI 300 spell file (default: `instruments_csi300.txt` beside a file source, or
+    `instruments/csi300.txt` in a qlib directory). `fields` restricts the returned fields
+    (default: open, high, low, close, volume, and factor when present). Raises `DataError`
+    with a one-line message on bad input.
+    """
+    path = Path(source)
+    parse_universe(universe)  # fail fast on a bad name
+    if not path.exists():
+        raise DataError(f"data source not found: {path}")
+    start_ts, end_ts = _timestamp(start, "start"), _timestamp(end, "end")
+    if start_ts is not None and end_ts is not None and start_ts > end_ts:
+        raise DataError(f"start {start_ts.date()} is after end {end_ts.date()}")
+
+    if path.is_dir():
+        if not (path / "calendars" / "day.txt").is_file():
+            raise DataError(f"{path} is a directory but not a qlib directory (no calendars/day.txt)")
+        dates, names, dense, prior = _read_qlib(path, end_ts)
+        default_memberships = path / "instruments" / "csi300.txt"
+    elif path.suffix.lower() in (".parquet", ".csv"):
+        rows = _read_parquet(path, end_ts) if path.suffix.lower() == ".parquet" else _read_csv(path, end_ts)
+        dates, names, dense, prior = _pivot(rows, path, start_ts, end_ts)
+        default_memberships = path.parent / "instruments_csi300.txt"
+    else:
+        raise DataError(f"unknown source type {path.name!r}: expected .parquet, .csv or a qlib directory")
+
+    first = _first_day(dates, start_ts, end_ts, path)
+    exists = np.zeros(dense["close"].shape, dtype=bool)  # (T, N) a row exists
+    for name in PRICE_FIELDS:
+        exists |= ~np.isnan(dense[name])
+    keep = exists[first:].any(axis=0)  # instruments with a row in [start, end]
+    names, exists, prior = names[keep], exists[:, keep], prior[keep]
+    dense = {k: v[:, keep] for k, v in dense.items()}
+
+    traded = exists & (np.nan_to_num(dense["volume"]) > 0)  # (T, N)
+    instruments = pd.Index(names, name="instrument")
+    if parse_universe(universe)[0] == "csi300" and memberships is None:
+        if not default_memberships.is_file():
+            raise DataError(f"universe 'csi300' needs a membership file: pass memberships= or put "
+                            f"{default_memberships.name} at {default_memberships}")
+        memberships = default_memberships
+    in_universe = universe_mask(universe, dates, instruments, dense["close"], dense["volume"], traded,
+                                min_history=min_history, memberships=memberships, prior=prior)
+
+    wanted = _wanted_fields(fields, dense)
+    return Panel(
+        dates=dates[first:],
+        instruments=instruments,
+        fields={k: np.ascontiguousarray(dense[k][first:]) for k in wanted},
+        traded=traded[first:],
+        in_universe=in_universe[first:],
+        universe=universe,
+        meta={"source": str(path), "min_history": min_history,
+              **({"memberships": str(memberships)} if memberships is not None else {})},
+    )
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+def _timestamp(value: str | pd.Timestamp | None, what: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value).normalize()
+    except (ValueError, TypeError):
+        raise DataError(f"{what} {value!r} is not a date") from None
+
+
+def _first_day(dates: pd.DatetimeIndex, start: pd.Timestamp | None, end: pd.Timestamp | None,
+               path: Path) -> int:
+    """Position of the first returned date; DataError if [start, end] misses the data."""
+    if len(dates) == 0:
+        raise DataError(f"no rows in {path}" + (f" up to end {end.date()}" if end is not None else ""))
+    if start is not None and start > dates[-1]:
+        if end is None:
+            raise DataError(f"start {start.date()} is after the last date in the data ({dates[-1].date()})")
+        raise DataError(f"no trading dates between {start.date()} and {end.date()} "
+                        f"(the data up to {end.date()} ends on {dates[-1].date()})")
+    return 0 if start is None else int(dates.searchsorted(start))
+
+
+def _wanted_fields(fields: list[str] | tuple[str, ...] | None, dense: dict[str, np.ndarray]) -> list[str]:
+    if fields is None:
+        return [k for k in (*FIELDS, *OPTIONAL_FIELDS) if k in dense]
+    unknown = [f for f in fields if f not in dense]
+    if unknown:
+        raise DataError(f"unknown fields {unknown}: the data has {[k for k in dense]}")
+    return list(fields)
+
+
+# --- long format (parquet, CSV) ----------------------------------------------------------------
+
+def _check_columns(names: list[str], path: Path) -> None:
+    missing = [c for c in (*KEYS, *FIELDS) if c not in names]
+    if missing:
+        raise DataError(f"{path.name} is missing columns {missing} (has {list(names)})")
+
+
+def _read_parquet(path: Path, end: pd.Timestamp | None) -> _Rows:
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(f"cannot read {path} as parquet: {err}") from None
+    _check_columns(schema.names, path)
+    columns = [c for c in (*KEYS, *FIELDS, *OPTIONAL_FIELDS) if c in schema.names]
+    dtype = schema.field("datetime").type
+    filters = None
+    if end is not None and pa.types.is_timestamp(dtype) and dtype.tz is None:
+        # push the end cut into the reader: rows after `end` are never decoded
+        filters = [("datetime", "<", pa.scalar(end + pd.Timedelta(days=1), type=dtype))]
+    table = pq.read_table(path, columns=columns, filters=filters).unify_dictionaries()
+
+    inst = table.column("instrument")
+    if not pa.types.is_dictionary(inst.type):
+        inst = inst.cast(pa.string()).dictionary_encode()
+    inst = inst.combine_chunks() if isinstance(inst, pa.ChunkedArray) else inst
+    if inst.null_count:
+        raise DataError(f"{path.name}: {inst.null_count} rows have no instrument")
+    codes = inst.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    labels = np.array([str(x) for x in inst.dictionary.to_pylist()], dtype=object)
+
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+        col = table.column("datetime")
+        if col.null_count:
+            raise DataError(f"{path.name}: {col.null_count} rows have no datetime")
+        if pa.types.is_timestamp(dtype) and dtype.tz is not None:
+            col = col.cast(pa.timestamp(dtype.unit))  # wall-clock dates in the stored zone
+        day = col.to_numpy().astype("datetime64[D]").astype(np.int64)
+    else:
+        day = _parse_days(table.column("datetime").to_pandas(), path)
+    values = {c: table.column(c).to_numpy().astype(np.float32, copy=False)
+              for c in columns if c not in KEYS}
+    return _rows(day, codes, labels, values, end)
+
+
+def _read_csv(path: Path, end: pd.Timestamp | None) -> _Rows:
+    try:
+        frame = pd.read_csv(path, dtype={"instrument": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {path} as CSV: {str(err).splitlines()[0]}") from None
+    _check_columns(list(frame.columns), path)
+    if frame["instrument"].isna().any():
+        raise DataError(f"{path.name}: {int(frame['instrument'].isna().sum())} rows have no instrument")
+    day = _parse_days(frame["datetime"], path)
+    codes, labels = pd.factorize(frame["instrument"].astype(str))
+    values = {}
+    for c in (*FIELDS, *OPTIONAL_FIELDS):
+        if c in frame:
+            numeric = pd.to_numeric(frame[c], errors="coerce")
+            if (numeric.isna() & frame[c].notna()).any():
+                bad = frame.loc[numeric.isna() & frame[c].notna(), c].iloc[0]
+                raise DataError(f"{path.name}: column {c!r} has a non-numeric value {bad!r}")
+            values[c] = numeric.to_numpy(dtype=np.float32)
+    return _rows(day, codes.astype(np.int64), np.asarray(labels, dtype=object), values, end)
+
+
+def _parse_days(raw: pd.Series, path: Path) -> np.ndarray:
+    """Dates as int64 days since the epoch; DataError naming the first unparseable value."""
+    parsed = pd.to_datetime(raw, errors="coerce")
+    if parsed.isna().any():
+        bad = raw[parsed.isna()].iloc[0]
+        raise DataError(f"{path.name}: unparseable date {bad!r} in column 'datetime'")
+    if parsed.dt.tz is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def _rows(day: np.ndarray, codes: np.ndarray, labels: np.ndarray, values: dict[str, np.ndarray],
+          end: pd.Timestamp | None) -> _Rows:
+    """Cut rows after `end`, upper-case and sort the codes (merging case variants)."""
+    if end is not None:
+        keep = day <= end.to_datetime64().astype("datetime64[D]").astype(np.int64)
+        if not keep.all():
+            day, codes, values = day[keep], codes[keep], {k: v[keep] for k, v in values.items()}
+    upper = np.array([s.strip().upper() for s in labels], dtype=object)
+    names, remap = np.unique(upper.astype(str), return_inverse=True)
+    return _Rows(day=day, inst=remap[codes] if len(codes) else codes, names=names, values=values)
+
+
+def _pivot(rows: _Rows, path: Path, start: pd.Timestamp | None, end: pd.Timestamp | None):
+    """Validate every row, then pivot [start - 19 trading days, end] into dense `(T, N)` arrays.
+
+    Returns (dates, names, dense fields, prior traded-day counts per instrument).
+    """
+    if len(rows.day) == 0:
+        _raise_outside(path, end)
+    present = np.zeros(rows.day.max() - rows.day.min() + 1, dtype=bool)
+    present[rows.day - rows.day.min()] = True
+    calendar = np.flatnonzero(present) + rows.day.min()  # (T_all,) trading days
+    lookup = np.cumsum(present) - 1
+    t_code = lookup[rows.day - rows.day.min()]  # (R,) position in calendar
+    n_all = len(rows.names)
+    _validate(rows.values, lambda i: (pd.Timestamp(calendar[t_code[i]], unit="D").date(),
+                                      rows.names[rows.inst[i]]), path)
+    key = t_code * n_all + rows.inst
+    counts = np.bincount(key, minlength=len(calendar) * n_all)
+    if counts.max(initial=0) > 1:
+        t, n = divmod(int(np.argmax(counts)), n_all)
+        raise DataError(f"{path.name}: duplicate rows for ({pd.Timestamp(calendar[t], unit='D').date()}, "
+                        f"{rows.names[n]}) ({int((counts > 1).sum())} duplicated keys)")
+
+    dates_all = pd.DatetimeIndex(calendar.astype("datetime64[D]").astype("datetime64[ns]"), name="datetime")
+    first = 0 if start is None else int(dates_all.searchsorted(start))
+    warm = max(0, first - (LIQUIDITY_WINDOW - 1))  # days before start the universe needs
+    early = t_code < warm
+    volume = rows.values["volume"]
+    prior = np.bincount(rows.inst[early & (np.nan_to_num(volume) > 0)], minlength=n_all)  # (N_all,)
+
+    late = ~early
+    t_idx, n_idx = t_code[late] - warm, rows.inst[late]
+    shape = (len(calendar) - warm, n_all)
+    dense = {}
+    for name, vals in rows.values.items():
+        out = np.full(shape, np.nan, dtype=np.float32)  # (T, N)
+        out[t_idx, n_idx] = vals[late]
+        dense[name] = out
+    return dates_all[warm:], rows.names, dense, prior
+
+
+def _raise_outside(path: Path, end: pd.Timestamp | None) -> None:
+    """No rows up to `end`: say where the data starts (reading only the datetime column)."""
+    if end is not None and path.suffix.lower() == ".parquet":
+        col = pq.read_table(path, columns=["datetime"]).column("datetime")
+        if len(col):
+            first = pd.Timestamp(pc.min(col).as_py()).date()
+            raise DataError(f"end {end.date()} is before the first date in the data ({first})")
+    elif end is not None:
+        frame = pd.read_csv(path, usecols=["datetime"])
+        if len(frame):
+            first = pd.to_datetime(frame["datetime"], errors="coerce").min().date()
+            raise DataError(f"end {end.date()} is before the first date in the data ({first})")
+    raise DataError(f"no rows in {path}")
+
+
+def _validate(values: dict[str, np.ndarray], where, path: Path) -> None:
+    """Prices finite and > 0, high >= low, volume >= 0 or missing, factor finite and > 0."""
+    def fail(mask: np.ndarray, what: str) -> None:
+        if mask.any():
+            i = int(np.argmax(mask))
+            day, code = where(i)
+            raise DataError(f"{path.name}: {what} for {code} on {day} ({int(mask.sum())} rows)")
+
+    for name in (*PRICE_FIELDS, *OPTIONAL_FIELDS):
+        if name in values:
+            v = values[name]
+            fail(~(np.isfinite(v) & (v > 0)), f"non-positive or non-finite {name}")
+    fail(values["high"] < values["low"], "high < low")
+    vol = values["volume"]
+    fail(np.isinf(vol) | (vol < 0), "negative or infinite volume")
+
+
+# --- qlib binary directory ---------------------------------------------------------------------
+
+def _read_qlib(path: Path, end: pd.Timestamp | None):
+    """Dense arrays straight from `features/<code>/<field>.day.bin` (float32, first value = start
+    index into `calendars/day.txt`). Only calendar days up to `end` are read."""
+    calendar = pd.DatetimeIndex(pd.to_datetime(
+        (path / "calendars" / "day.txt").read_text().split(), errors="coerce"), name="datetime")
+    if calendar.isna().any():
+        raise DataError(f"{path}/calendars/day.txt has an unparseable date")
+    if end is not None:
+        if len(calendar) and end < calendar[0]:
+            raise DataError(f"end {end.date()} is before the first date in the data ({calendar[0].date()})")
+        calendar = calendar[: calendar.searchsorted(end, side="right")]
+    features = {d.name.lower(): d for d in (path / "features").iterdir() if d.is_dir()} \
+        if (path / "features").is_dir() else {}
+    listing = path / "instruments" / "all.txt"
+    if listing.is_file():
+        codes = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
+    else:
+        codes = list(features)
+    names = np.unique(np.array([c.upper() for c in codes if c.lower() in features], dtype=str))
+    if len(names) == 0:
+        raise DataError(f"{path}: no instruments with feature directories")
+    present = {f for f in (*FIELDS, *OPTIONAL_FIELDS)
+               if all((features[c.lower()] / f"{f}.day.bin").is_file() for c in names)}
+    missing = [f for f in FIELDS if f not in present]
+    if missing:
+        raise DataError(f"{path}: fields {missing} are missing for some instruments")
+
+    shape = (len(calendar), len(names))
+    dense = {f: np.full(shape, np.nan, dtype=np.float32) for f in (*FIELDS, *OPTIONAL_FIELDS) if f in present}
+    for n, code in enumerate(names):  # one file per stock and field: the format's layout
+        for f, out in dense.items():
+            _read_bin(features[code.lower()] / f"{f}.day.bin", out[:, n])
+    exists = np.zeros(shape, dtype=bool)
+    for f in PRICE_FIELDS:
+        exists |= ~np.isnan(dense[f])
+    t_idx, n_idx = np.nonzero(exists)
+    _validate({f: v[t_idx, n_idx] for f, v in dense.items()},
+              lambda i: (calendar[t_idx[i]].date(), names[n_idx[i]]), path)
+    return calendar, names, dense, np.zeros(len(names), dtype=np.int64)
+
+
+def _read_bin(file: Path, out: np.ndarray) -> None:
+    """Fill `out` (one column, calendar-aligned) from a qlib `.day.bin`, reading no day past it."""
+    with open(file, "rb") as fh:
+        head = np.fromfile(fh, dtype="<f4", count=1)
+        if len(head) == 0 or not np.isfinite(head[0]):
+            raise DataError(f"{file}: empty or corrupt qlib feature file")
+        first = int(head[0])
+        if first >= len(out):
+            return
+        values = np.fromfile(fh, dtype="<f4", count=len(out) - first)
+    out[first:first + len(values)] = values
