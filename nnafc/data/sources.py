@@ -76,8 +76,9 @@ def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = Non
     for name in PRICE_FIELDS:
         exists |= ~np.isnan(dense[name])
     keep = exists[first:].any(axis=0)  # instruments with a row in [start, end]
-    names, exists, prior = names[keep], exists[:, keep], prior[keep]
-    dense = {k: v[:, keep] for k, v in dense.items()}
+    if not keep.all():
+        names, exists, prior = names[keep], exists[:, keep], prior[keep]
+        dense = {k: v[:, keep] for k, v in dense.items()}
 
     traded = exists & (np.nan_to_num(dense["volume"]) > 0)  # (T, N)
     instruments = pd.Index(names, name="instrument")
@@ -93,7 +94,7 @@ def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = Non
     return Panel(
         dates=dates[first:],
         instruments=instruments,
-        fields={k: np.ascontiguousarray(dense[k][first:]) for k in wanted},
+        fields={k: dense[k][first:] for k in wanted},  # row slices stay C-contiguous
         traded=traded[first:],
         in_universe=in_universe[first:],
         universe=universe,
