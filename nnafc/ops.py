@@ -358,7 +358,10 @@ def div(a: Tensor, b: Tensor, eps: float = 1e-12) -> Tensor:
 
     Formula (9), (high - low) / volume, meets volume 0 on halted days; NaN keeps them out of ICs.
     """
-    b = torch.as_tensor(b, dtype=a.dtype if torch.is_tensor(a) else None)
+    if torch.is_tensor(a):
+        b = torch.as_tensor(b, dtype=a.dtype, device=a.device)
+    else:
+        b = torch.as_tensor(b)
     bad = b.abs() < eps
     return torch.where(bad, torch.full_like(b, float("nan")), a / torch.where(bad, torch.ones_like(b), b))
 

@@ -28,6 +28,15 @@ def _close(a, b, rtol=1e-10, atol=1e-12) -> None:
     np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small ops run ~10x slower with 2 threads on shared, busy cores; restore afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def panel() -> np.ndarray:
     """(80, 9) positive random walk with isolated and runs of NaN (suspensions), one late listing."""
