@@ -101,11 +101,16 @@ def test_performance_table_and_cost_sensitivity():
     with pytest.raises(DataError):
         performance_table({"A": a}, zz.iloc[5:])
 
-    costs = cost_sensitivity(scores, panel, days, zz, top_k=3, **limits)
+    costs = cost_sensitivity(a, panel, zz, **limits)
     assert list(costs.index) == [0.0, 0.0015, 0.003]
     assert costs["costs"].iloc[0] == 0.0
     assert costs["costs"].is_monotonic_increasing and costs["annual_return"].is_monotonic_decreasing
     np.testing.assert_allclose(costs.loc[0.003, "annual_return"], table.loc["A", "annual_return"])
+    same = a.rerun(panel, **limits)
+    np.testing.assert_array_equal(same.weights, a.weights)
+    np.testing.assert_array_equal(same.returns, a.returns)
+    with pytest.raises(ValueError, match="unknown"):
+        a.rerun(panel, cost=0.0)
 
 
 def test_load_index_returns_real(data_dir):

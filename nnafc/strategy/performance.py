@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nnafc.data.panel import DataError, Panel
-from nnafc.strategy.portfolio import BUY_COST, SELL_COST, BacktestResult, backtest
+from nnafc.strategy.portfolio import BUY_COST, SELL_COST, BacktestResult
 
 PERIODS = 252  # trading days a year
 INDEX_CODES = {"ZZ500": "SH000905", "HS300": "SH000300"}  # the two benchmarks of Table 7
@@ -151,21 +151,21 @@ def bootstrap_sharpe(returns, n_boot: int = 2000, block: int = 10, alpha: float 
     return sharpe_ratio(r, periods), float(low), float(high)
 
 
-def cost_sensitivity(scores: np.ndarray, panel: Panel, days: slice, index_returns: pd.Series | None = None,
-                     round_trips: Sequence[float] = (0.0, 0.0015, 0.003), **backtest_kw) -> pd.DataFrame:
-    """Re-run one backtest at several round-trip costs (default 0 %, 0.15 %, 0.3 %).
+def cost_sensitivity(result: BacktestResult, panel: Panel, index_returns: pd.Series | None = None,
+                     round_trips: Sequence[float] = (0.0, 0.0015, 0.003), **overrides) -> pd.DataFrame:
+    """Re-run one backtest at several round-trip costs (default 0 %, 0.15 %, 0.3 %), one row each.
 
-    Each round trip keeps the default buy : sell split (1 : 2, the sale carrying stamp duty).
+    Each round trip keeps the default buy : sell split (1 : 2, the sale carrying stamp duty);
+    `overrides` are other backtest parameters to change (e.g. explicit limit masks).
     """
-    if "buy_cost" in backtest_kw or "sell_cost" in backtest_kw:
+    if "buy_cost" in overrides or "sell_cost" in overrides:
         raise ValueError("cost_sensitivity sets buy_cost / sell_cost itself: pass round_trips instead")
     share = BUY_COST / (BUY_COST + SELL_COST)
     rows = {}
     for total in round_trips:
         if not 0 <= total < 0.1:
             raise ValueError(f"round-trip cost must be in [0, 0.1), got {total}")
-        res = backtest(scores, panel, days, buy_cost=total * share, sell_cost=total * (1 - share),
-                       **backtest_kw)
+        res = result.rerun(panel, buy_cost=total * share, sell_cost=total * (1 - share), **overrides)
         rows[total] = summarize(res.returns, index_returns, res)
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "round_trip_cost"

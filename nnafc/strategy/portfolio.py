@@ -27,6 +27,7 @@ from nnafc.data.panel import DataError, Panel
 BUY_COST = 0.001  # commission + slippage on a purchase
 SELL_COST = 0.002  # commission + slippage 0.1 % + stamp duty 0.1 % on a sale
 EXECUTIONS = ("open", "close")
+BACKTEST_PARAMS = ("top_k", "rebalance", "execution", "buy_cost", "sell_cost")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class BacktestResult:
     n_holdings: pd.Series = field(repr=False)  # (D,) stocks held at the close
     instruments: pd.Index = field(repr=False)  # (N,)
     execution_dates: pd.DatetimeIndex = field(repr=False)  # days on which orders were placed
+    scores: np.ndarray = field(repr=False)  # (D + 1, N) scores from the day before the first day
     params: dict = field(default_factory=dict)
 
     @property
@@ -57,6 +59,19 @@ class BacktestResult:
     def nav(self) -> pd.Series:
         """Net asset value, starting from 1 the day before the first return."""
         return (1.0 + self.returns).cumprod()
+
+    def rerun(self, panel: Panel, **overrides) -> BacktestResult:
+        """The same backtest (same scores, days and parameters) with some parameters changed, e.g. costs."""
+        unknown = set(overrides) - set(BACKTEST_PARAMS) - {"limit_up", "limit_down"}
+        if unknown:
+            raise ValueError(f"unknown backtest parameters {sorted(unknown)}; known: {BACKTEST_PARAMS}")
+        start = panel.dates.get_indexer(self.dates[:1])[0]
+        if start < 1 or not panel.dates[start: start + len(self.dates)].equals(self.dates):
+            raise ValueError("panel does not hold this backtest's dates")
+        scores = np.full(panel.shape, np.nan)  # (T, N)
+        scores[start - 1: start + len(self.dates)] = self.scores
+        kwargs = {k: v for k, v in self.params.items() if k in BACKTEST_PARAMS} | overrides
+        return backtest(scores, panel, slice(start, start + len(self.dates)), **kwargs)
 
     def holdings(self, date: str | pd.Timestamp) -> pd.Series:
         """Non-zero end-of-day weights on `date`, by instrument."""
@@ -234,6 +249,7 @@ def backtest(
         bought=series["bought"], sold=series["sold"], costs=series["costs"],
         n_holdings=pd.Series((weights > 0).sum(axis=1), index=dates, name="n_holdings"),
         instruments=panel.instruments, execution_dates=panel.dates[executions],
+        scores=scores[start - 1: stop].copy(),
         params={"top_k": int(top_k), "rebalance": int(rebalance), "execution": execution,
                 "buy_cost": float(buy_cost), "sell_cost": float(sell_cost)},
     )
