@@ -208,6 +208,13 @@ def test_run_strategy_earns_the_planted_signal_and_never_looks_ahead():
     np.testing.assert_array_equal(other.weights[:k], good.weights[:k])
     np.testing.assert_array_equal(other.returns.to_numpy()[:k], good.returns.to_numpy()[:k])
     assert not np.array_equal(other.weights[k:], good.weights[k:])
+    # without a validation split, fixed hyper-parameters still work and a grid is refused
+    no_valid = SimpleNamespace(train=SPLIT.train, valid=slice(100, 100), test=slice(100, 130))
+    fixed = FactorModel(max_depth=2, learning_rate=0.1, n_estimators=20, min_child_weight=5.0)
+    plain = run_strategy([SIGNAL, GAP], panel, no_valid, **(kw | {"model": fixed}))
+    assert np.isnan(plain.params["valid_auc"]) and len(plain.returns) == 30
+    with pytest.raises(ValueError, match="X_valid"):
+        run_strategy([SIGNAL, GAP], panel, no_valid, **kw)
     # and so are the model's predictions for days <= t
     fitted = FactorModel(max_depth=2, learning_rate=0.1, n_estimators=20, min_child_weight=5.0)
     fitted.fit(*_rows(panel, [SIGNAL, GAP], SPLIT.train))

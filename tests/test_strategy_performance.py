@@ -95,6 +95,7 @@ def test_performance_table_and_cost_sensitivity():
     assert table.loc["HS300", "sharpe"] == pytest.approx(ep.sharpe_ratio(hs.loc[a.dates]))
     assert np.isnan(table.loc["ZZ500", "annual_excess"])
     assert table.loc["A", "avg_holdings"] == pytest.approx(3.0)
+    assert table.loc["A", "total_return"] == pytest.approx(a.nav.iloc[-1] - 1)  # Table 5's period return
     assert table.loc["A", "turnover"] == pytest.approx(a.turnover.mean() * 252)
     with pytest.raises(ValueError, match="benchmark"):
         performance_table({"A": a}, {"ZZ500": zz}, benchmark="CSI1000")

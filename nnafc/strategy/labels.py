@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nnafc.data import forward_returns
 from nnafc.data.panel import DataError, Panel
 from nnafc.factor import Factor
 
@@ -63,8 +64,6 @@ def make_labels(panel: Panel, days: slice, horizon: int = 5, top: float = 0.3,
     the last day of `days`: the last `horizon` days of the split get no label. Only stocks in the
     panel's point-in-time universe on the label day are ranked.
     """
-    from nnafc.data import forward_returns
-
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 trading day, got {horizon}")
     start, stop = _check_days(days, panel.shape[0])

@@ -70,6 +70,7 @@ def summarize(returns: pd.Series, index_returns: pd.Series | None = None,
               result: BacktestResult | None = None) -> dict[str, float]:
     """Table 7 statistics of one daily return series (+ turnover and holdings of its backtest)."""
     row = {
+        "total_return": float(np.prod(1.0 + _values(returns)) - 1.0),  # over the period, as Table 5
         "annual_return": annual_return(returns),
         "max_drawdown": max_drawdown(returns),
         "sharpe": sharpe_ratio(returns),

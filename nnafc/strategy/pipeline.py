@@ -49,7 +49,7 @@ def fit_model(factors: Sequence[Factor], panel: Panel, split, *, horizon: int = 
         return stack_rows(x, make_labels(panel, part, horizon))
 
     X, y = rows(split.train)
-    X_valid, y_valid = rows(split.valid)
+    X_valid, y_valid = rows(split.valid) if split.valid.stop > split.valid.start else (None, None)
     return model.fit(X, y, X_valid, y_valid, feature_names=[f.name for f in factors])
 
 

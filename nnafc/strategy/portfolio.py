@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nnafc.data.panel import DataError, Panel
+from nnafc.data.tradability import hits_limit_down, hits_limit_up
 
 BUY_COST = 0.001  # commission + slippage on a purchase
 SELL_COST = 0.002  # commission + slippage 0.1 % + stamp duty 0.1 % on a sale
@@ -199,8 +200,6 @@ def backtest(
     signals = signal_days(days, rebalance, t_all)
     start, stop, _ = days.indices(t_all)
     if limit_up is None or limit_down is None:
-        from nnafc.data.tradability import hits_limit_down, hits_limit_up
-
         limit_up = hits_limit_up(panel, field=execution) if limit_up is None else limit_up
         limit_down = hits_limit_down(panel, field=execution) if limit_down is None else limit_down
     for name, m in (("limit_up", limit_up), ("limit_down", limit_down)):

@@ -41,7 +41,8 @@ def select_combine(factors_a: Sequence[Factor], factors_b: Sequence[Factor], pan
                    n: int = 50, **kwargs) -> list[Factor]:
     """The `n` factors of A + B with the largest training-split `weight` importance ("Combine 50", §4.4).
 
-    Ties (e.g. factors never used, importance 0) keep the input order, A before B.
+    Ties (e.g. factors never used, importance 0) keep the input order, A before B; the chosen
+    factors are returned in input order.
     `kwargs` go to `combine_importance` (horizon, model, clip, kind).
     """
     pool = list(factors_a) + list(factors_b)
