@@ -34,7 +34,7 @@ horizon = 5  # Δt of Eq. 12
 p = 1.83  # the paper's kernel parameter
 p_values = [0.5, 1.0, 1.83, 2.5, 3.4, 5.0, 8.0]
 n_samples = 20000  # draws per simulated distribution
-factors = ["ROC5", "ROC20", "MA20", "BOLL20", "VOL20", "AMP20", "VSTD20", "RSI12"]
+factors = ["REV5", "ROC20", "MA20", "BOLL20", "VOL20", "AMP20", "VSTD20", "RSI12"]
 outlier_share = 0.01  # share of forward returns replaced by ±100 % in the robustness check
 
 # %%
