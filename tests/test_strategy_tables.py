@@ -1,0 +1,259 @@
+"""Table 5 / Table 7 builders on a small constructed market: windows, not-run rows, paper alignment."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnafc import paper
+from nnafc.data import DataError, Panel
+from nnafc.evaluate import strategy_tables as st
+from nnafc.factor import Factor
+
+PAPER_T7 = paper.TABLE7_STRATEGY
+
+
+def make_market(t: int = 420, n: int = 40, seed: int = 0, start: str = "2018-01-02",
+                simulated: bool = True) -> Panel:
+    """Random-walk prices with a weak, persistent cross-sectional drift: something for XGBoost to learn."""
+    rng = np.random.default_rng(seed)
+    drift = rng.normal(0, 0.002, n)  # (N,)
+    r = drift + rng.normal(0, 0.02, (t, n))  # (T, N)
+    close = (10 * np.cumprod(1 + r, axis=0)).astype(np.float32)
+    open_ = (close * (1 + rng.normal(0, 0.002, (t, n)))).astype(np.float32)
+    traded = np.ones((t, n), dtype=bool)
+    fields = {"open": open_, "high": np.fmax(open_, close) * 1.001, "low": np.fmin(open_, close) * 0.999,
+              "close": close, "volume": np.full((t, n), 1e6, dtype=np.float32)}
+    return Panel(pd.bdate_range(start, periods=t), pd.Index([f"SH60{i:04d}" for i in range(n)]), fields,
+                 traded, traded.copy(), universe="all", simulated=simulated)
+
+
+def momentum(k: int) -> Factor:
+    def compute(panel: Panel) -> np.ndarray:
+        c = panel["close"].astype(np.float64)
+        out = np.full(c.shape, np.nan)
+        out[k:] = c[k:] / c[:-k] - 1
+        return out
+
+    return Factor(f"MOM{k}", "pk", compute)
+
+
+@pytest.fixture(scope="module")
+def market() -> Panel:
+    return make_market()
+
+
+@pytest.fixture(scope="module")
+def cfg() -> st.StrategyConfig:
+    return st.StrategyConfig(top_k=5, rebalance=5, model={"max_depth": [2], "learning_rate": [0.1],
+                                                          "n_estimators": [10, 20], "min_child_weight": 1.0})
+
+
+@pytest.fixture(scope="module")
+def runs(market, cfg):
+    splits = st.test_windows(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
+    pk = st.cached([momentum(5), momentum(10), momentum(20)], market)
+    gp = [momentum(3), momentum(15)]
+    sets = lambda split: {"PK 50": pk, "GP 50": gp, "fcn Combine 50": None}  # noqa: E731
+    return splits, st.run_rolling(market, splits, sets, cfg)
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def test_test_windows_tile_the_period_and_keep_validation_before_test(market):
+    splits = st.test_windows(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
+    test_days = market.dates[splits[0].test.start: splits[-1].test.stop]
+    assert test_days[0] >= pd.Timestamp("2019-03-01") and test_days[-1] <= pd.Timestamp("2019-07-31")
+    assert market.dates[splits[0].test.start - 1] < pd.Timestamp("2019-03-01")
+    for a, b in zip(splits, splits[1:], strict=False):
+        assert b.test.start == a.test.stop  # contiguous, no overlap
+    for s in splits:
+        assert s.train.stop == s.valid.start and s.valid.stop == s.test.start
+        assert s.train.stop - s.train.start == 120 and s.valid.stop - s.valid.start == 20
+        assert 20 <= s.test.stop - s.test.start < 40 + 20  # remainder < n_valid joins the last window
+
+
+def test_test_windows_refuse_real_data_without_history_but_place_simulated_ones(market):
+    real = make_market(simulated=False)
+    with pytest.raises(DataError):
+        st.test_windows(real, "2018-02-01", "2018-06-30")  # no 250 + 30 days before it
+    placed = st.test_windows(market, "2030-01-01", "2030-06-30", n_train=120, n_valid=20, n_test=40)
+    assert placed[-1].test.stop == len(market.dates) and placed[0].train.start >= st.WARMUP_DAYS
+
+
+def test_table5_windows_use_january_for_validation_and_the_paper_labels():
+    panel = make_market(t=1400, start="2014-06-02", simulated=False)
+    splits = st.table5_windows(panel)
+    assert list(splits) == list(paper.TABLE5_RETURNS.index)
+    for label, split in splits.items():
+        if split is None:  # the constructed market ends before the last window
+            continue
+        d = split.dates(panel.dates)
+        assert d["train"][0].year == d["train"][-1].year == int(label[:4])
+        assert (d["valid"].month == 1).all() and d["valid"].year[0] == int(label[:4]) + 1
+        assert d["test"][0].month == 2 and d["test"][-1].month == 3
+    assert splits[paper.TABLE5_RETURNS.index[0]] is not None
+    short = make_market(t=300, start="2014-06-02", simulated=False)
+    assert all(s is None for s in st.table5_windows(short).values())
+
+
+# ----------------------------------------------------------------------------- benchmarks
+
+
+def test_without_index_data_benchmarks_are_a_labelled_equal_weight_stand_in(market):
+    bench = st.benchmarks(market)
+    assert bench.simulated and "not the real indices" in bench.source
+    c = market["close"].astype(np.float64)
+    expected = (c[1:] / c[:-1] - 1).mean(axis=1)
+    np.testing.assert_allclose(bench.returns["ZZ500"].to_numpy()[1:], expected, rtol=1e-9)
+    assert bench.returns["ZZ500"].index.equals(market.dates)
+
+
+# ----------------------------------------------------------------------------- Table 7
+
+
+def test_rolling_run_is_one_continuous_backtest_with_per_window_choices(runs):
+    splits, result = runs
+    run = result["PK 50"]
+    assert result["fcn Combine 50"] is None
+    assert run.result.dates[0] == splits[0].dates()["test"][0]
+    assert run.result.dates[-1] == splits[-1].dates()["test"][-1]
+    assert len(run.windows) == len(splits) and set(run.windows["factors"]) == {3}
+    assert run.windows["valid_auc"].between(0, 1).all()
+    # one portfolio: only the first day starts from cash
+    assert run.result.cash.iloc[1:].max() < 1e-9 and run.result.n_holdings.iloc[-1] == 5
+
+
+def test_table7_keeps_not_run_rows_and_never_fills_ours_from_the_paper(runs):
+    _, result = runs
+    bench = st.benchmarks(make_market())
+    ours = st.table7(result, bench, "ZZ500")
+    assert list(ours.index[:3]) == ["ZZ500", "HS300", "PK 50"]
+    assert ours.loc["fcn Combine 50", "status"] == st.NOT_RUN
+    assert ours.loc["fcn Combine 50", list(st.TABLE7_COLUMNS)].isna().all()
+    table = st.table7_vs_paper(ours)
+    for col in st.TABLE7_COLUMNS:
+        # paper columns are the paper's numbers, row for row
+        theirs = PAPER_T7[col].reindex(ours.index)
+        pd.testing.assert_series_equal(table.loc[ours.index, f"{col} paper"], theirs, check_names=False)
+        # no paper number in an "ours" column
+        shared = table[f"{col} ours"].notna()
+        assert not np.isclose(table.loc[shared, f"{col} ours"], table.loc[shared, f"{col} paper"]).any()
+    # every paper row is present: sets we did not pass at all read "not run" too
+    assert set(PAPER_T7.index) <= set(table.index)
+    assert (table.loc["lstm Combine 50", "status"] == st.NOT_RUN)
+    shown = st.formatted(table)
+    assert shown.loc["fcn Combine 50", "revenue ours"] == st.NOT_RUN
+    assert shown.loc["fcn Combine 50", "revenue paper"].endswith("%")
+    assert shown.loc["PK 50", "sharpe ours"] != st.NOT_RUN
+
+
+def test_table7_excess_matches_a_direct_computation(runs):
+    _, result = runs
+    bench = st.benchmarks(make_market())
+    ours = st.table7(result, bench, "ZZ500")
+    r = result["PK 50"].result.returns
+    excess = r - bench.returns["ZZ500"].reindex(r.index)
+    expected = np.prod(1 + excess.to_numpy()) ** (252 / len(excess)) - 1
+    assert ours.loc["PK 50", "revenue"] == pytest.approx(expected)
+    assert ours.loc["PK 50", "abs_revenue"] == pytest.approx(np.prod(1 + r.to_numpy()) ** (252 / len(r)) - 1)
+
+
+def test_intervals_costs_and_commentary(runs, market):
+    _, result = runs
+    bench = st.benchmarks(market)
+    iv = st.sharpe_intervals(result, bench, n_boot=200, seed=1)
+    assert iv.loc["PK 50", "low"] <= iv.loc["PK 50", "sharpe"] <= iv.loc["PK 50", "high"]
+    assert iv.loc["PK 50", "sharpe paper"] == PAPER_T7.loc["PK 50", "sharpe"]
+    assert iv.loc["fcn Combine 50", "status"] == st.NOT_RUN and np.isnan(iv.loc["fcn Combine 50", "sharpe"])
+    costs = st.cost_table(result, market, bench, round_trips=(0.0, 0.003))
+    assert list(costs.index) == ["PK 50", "GP 50"]
+    free, paid = costs[("annual_return", "0.00 %")], costs[("annual_return", "0.30 %")]
+    assert (free > paid).all()  # the same scores cost more at a higher fee
+    ours = st.table7(result, bench)
+    text = st.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3)
+    assert "not run" in text and "stand-in" in text and "first 3 PK factors" in text
+    sim = st.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3, simulated=True)
+    assert "simulated market" in sim and "qlib" not in sim
+
+
+# ----------------------------------------------------------------------------- Table 5
+
+
+def test_table5_shows_schemes_not_run_beside_the_paper(cfg):
+    panel = make_market(t=1400, start="2014-06-02", simulated=False)
+    bench = st.benchmarks(panel)
+    splits = st.table5_windows(panel)
+    splits = {k: (v if i == 0 else None) for i, (k, v) in enumerate(splits.items())}  # one window, fast
+    pk = st.cached([momentum(5), momentum(20)], panel)
+    ours = st.table5(panel, splits, lambda s: st.table5_sets(pk, {}), bench, cfg)
+    first = paper.TABLE5_RETURNS.index[0]
+    assert np.isfinite(ours.loc[first, "PK 50"]) and np.isfinite(ours.loc[first, "ZZ500"])
+    assert ours[list(st.TABLE5_SCHEMES)].isna().all().all()
+    table = st.table5_vs_paper(ours)
+    assert list(table.index) == list(paper.TABLE5_RETURNS.index)
+    for col in (*st.TABLE5_SCHEMES, "ZZ500"):
+        np.testing.assert_array_equal(table[f"{col} paper"], paper.TABLE5_RETURNS[col])
+    shown = st.table5_display(table)
+    assert (shown[[f"{s} ours" for s in st.TABLE5_SCHEMES]] == st.NOT_RUN).all().all()
+    assert shown.loc[first, "PK 50 ours"].endswith("%")
+    text = st.table5_commentary(ours)
+    assert "PK 50 in place of Only GP / GP and NNAFC / Only NNAFC: not run" in text
+
+
+# ----------------------------------------------------------------------------- zoo and caching
+
+
+def _store(root, key, name, split_dates, panel, values, **meta):
+    d = root / key
+    d.mkdir()
+    (d / "meta.json").write_text(json.dumps({"name": name, "split": split_dates, "universe": panel.universe,
+                                             "simulated": panel.simulated, **meta}))
+    t, n = np.nonzero(np.isfinite(values))
+    pd.DataFrame({"datetime": panel.dates[t], "instrument": np.asarray(panel.instruments)[n],
+                  "value": values[t, n].astype(np.float32)}).to_parquet(d / "values.parquet")
+
+
+def test_zoo_sets_take_only_factors_built_for_the_window(tmp_path, market):
+    split, other = st.test_windows(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)[:2]
+    want = st._split_dates(split, market.dates)
+    v = momentum(5).values(market)
+    fcn, lstm = {"origin": "nnafc", "config": {"net": "fcn"}}, {"origin": "nnafc", "config": {"net": "lstm"}}
+    _store(tmp_path, "a1", "fcn(MA10)", want, market, v, **fcn, seed_origin="pk")
+    _store(tmp_path, "a2", "fcn(MA10)", want, market, v, **fcn, seed_origin="pk")
+    _store(tmp_path, "b1", "lstm(gp1)", want, market, v, **lstm, seed_origin="gp")
+    _store(tmp_path, "c1", "gp1", want, market, v, origin="gp")
+    _store(tmp_path, "d1", "fcn(EMA)", st._split_dates(other, market.dates), market, v, origin="nnafc",
+           config={"net": "fcn"})
+    sets = st.zoo_sets(tmp_path, market, split)
+    assert sorted(sets) == ["fcn", "gp", "lstm+gp"]
+    assert [f.name for f in sets["fcn"]] == ["fcn(MA10)", "fcn(MA10)~2"]  # unique names for XGBoost
+    span = split.span
+    np.testing.assert_allclose(sets["gp"][0].values(market)[span], v[span], equal_nan=True)
+    assert st.zoo_sets(None, market, split) == {} and st.zoo_sets(tmp_path / "none", market, split) == {}
+    inv = st.zoo_inventory(tmp_path)
+    assert inv["factors"].sum() == 5
+    sets5 = st.table5_sets([momentum(5)], sets)
+    assert sets5["Only GP"] and sets5["Only NNAFC"] and sets5["GP and NNAFC"] is None
+
+
+def test_cached_values_serve_prefixes_and_match_direct_values(market):
+    calls = []
+    base = momentum(5)
+    counted = Factor("M", "pk", lambda p: calls.append(1) or base.values(p))
+    (f,) = st.cached([counted], market)
+    full = f.values(market)
+    prefix = market.slice_days(0, 100)
+    np.testing.assert_array_equal(f.values(prefix), full[:100])
+    assert len(calls) == 1
+    np.testing.assert_array_equal(full, base.values(market))
+
+
+def test_pk_set_sizes():
+    assert len(st.pk_set()) == 50 and [f.name for f in st.pk_set(3)] == [f.name for f in st.pk_set()[:3]]
+    with pytest.raises(ValueError):
+        st.pk_set(0)
