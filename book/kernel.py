@@ -57,7 +57,7 @@ ch.banner()
 
 # %%
 samples = kernel.kernel_samples(n=n_samples // 4, p=p, seed=seed)
-plotting.plot_kernel_vs_rank(samples)
+ax = plotting.plot_kernel_vs_rank(samples)
 
 # %% [markdown]
 # ## Sensitivity to p
@@ -72,7 +72,7 @@ plotting.plot_kernel_vs_rank(samples)
 table = kernel.p_sensitivity(kernel.distributions(n_samples, seed=seed), p_values)
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 plotting.plot_p_sensitivity(table, ax=axes[0])
-plotting.plot_p_sensitivity(table, ax=axes[1], value="share_unsaturated")
+ax = plotting.plot_p_sensitivity(table, ax=axes[1], value="share_unsaturated")
 
 # %% tags=["nbval-check-output"]
 table.pivot(index="p", columns="distribution", values="corr_with_rank").round(4)
@@ -98,7 +98,7 @@ tracking.round(4)
 daily = kernel.daily_ics(values[factors[0]], returns, panel.in_universe, p=p, dates=panel.dates)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
 plotting.plot_daily_ic(daily.rolling(20).mean(), ax=axes[0], title=f"{factors[0]}: 20-day mean of daily IC")
-plotting.plot_ic_scatter(daily["rank IC"], daily["kernel IC"], ax=axes[1], title="kernel vs rank IC")
+ax = plotting.plot_ic_scatter(daily["rank IC"], daily["kernel IC"], ax=axes[1], title="kernel vs rank IC")
 
 # %% [markdown]
 # ## With outliers in the returns
