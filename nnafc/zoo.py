@@ -1,0 +1,290 @@
+"""The factor zoo: constructed factors on disk, content-addressed, resumable and safe to load.
+
+Each factor lives in `<root>/<key>/`, `key` a hash of everything that determines it: the seed,
+the construction config, the data it was built from (a fingerprint of the panel up to the end of
+the test period, the universe, the split dates) and the code's format version. Re-running a job
+whose key exists is a no-op, so an interrupted run resumes where it stopped.
+
+    <key>/weights.pt         the net's state_dict (loaded with torch.load(weights_only=True))
+          masks.pt           the pruning masks M of Eq. 16 (bool tensors, same names)
+          standardiser.npz   the fitted input standardiser (plain arrays, no pickle)
+          meta.json          name, config, seed, split, pre-training report, ICs, training curve
+          values.parquet     long values over the split's days: datetime, instrument, value
+
+A directory appears only complete: it is written under a temporary name and renamed into place
+(os.replace), so a killed writer leaves no half-factor behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+import nnafc
+from nnafc import nets
+from nnafc.construct import ConstructConfig, NetScorer, as_config
+from nnafc.data.panel import Panel
+from nnafc.data.splits import Split
+from nnafc.data.windows import Standardiser
+from nnafc.factor import Factor
+
+FORMAT = 1  # bump when the on-disk layout or the meaning of a stored factor changes
+NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
+FILES = ("weights.pt", "masks.pt", "standardiser.npz", "meta.json", "values.parquet")
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+_FINGERPRINTS: dict[tuple[int, int], tuple[Panel, str]] = {}
+
+
+def panel_fingerprint(panel: Panel, stop: int | None = None) -> str:
+    """Hash of the panel's dates, instruments, fields and masks on days [0, stop).
+
+    Construction reads history before the split too (windows, EMA-based seeds), so the whole
+    prefix is hashed; days after `stop` (the end of the test period) are not. Cached per panel.
+    """
+    stop = len(panel.dates) if stop is None else stop
+    cached = _FINGERPRINTS.get((id(panel), stop))
+    if cached is not None and cached[0] is panel:
+        return cached[1]
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.asarray(panel.dates[:stop].asi8).tobytes())
+    h.update("\n".join(map(str, panel.instruments)).encode())
+    for name in sorted(panel.fields):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(panel.fields[name][:stop]).tobytes())
+    h.update(np.packbits(panel.traded[:stop]).tobytes())
+    h.update(np.packbits(panel.in_universe[:stop]).tobytes())
+    digest = h.hexdigest()
+    if len(_FINGERPRINTS) > 64:
+        _FINGERPRINTS.clear()
+    _FINGERPRINTS[(id(panel), stop)] = (panel, digest)
+    return digest
+
+
+def describe(seed: str | Factor, cfg: ConstructConfig | dict | None, panel: Panel, split: Split) -> dict:
+    """What a factor's key hashes: seed, config, data, split and code format (JSON-able)."""
+    cfg = as_config(cfg)
+    seed_id = seed if isinstance(seed, str) else {"name": seed.name, "origin": seed.origin,
+                                                     "meta": _plain(seed.meta)}
+    dates = split.dates(panel.dates)
+    return {
+        "format": FORMAT,
+        "code": nnafc.__version__,
+        "seed": seed_id,
+        "config": {k: v for k, v in cfg.to_dict().items() if k not in NOT_HASHED},
+        "data": {
+            "fingerprint": panel_fingerprint(panel, split.test.stop),
+            "universe": panel.universe,
+            "simulated": panel.simulated,
+            "first_date": str(panel.dates[0].date()),
+        },
+        "split": {k: [str(v[0].date()), str(v[-1].date()), len(v)] if len(v) else []
+                  for k, v in dates.items()},
+    }
+
+
+def factor_key(seed: str | Factor, cfg: ConstructConfig | dict | None, panel: Panel, split: Split) -> str:
+    """The content hash naming a factor in the zoo (20 hex digits)."""
+    blob = json.dumps(describe(seed, cfg, panel, split), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _plain(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+# ---------------------------------------------------------------------------- standardiser state
+
+
+def standardiser_state(st: Standardiser) -> dict[str, np.ndarray]:
+    """The fitted Standardiser as plain arrays (np.savez-able, loadable without pickle)."""
+    codes = [] if st.instruments_ is None else [str(s) for s in st.instruments_]
+    n = len(codes)
+    fit = st.fit_days_ or slice(-1, -1)
+    return {
+        "method": np.array(st.method),
+        "m": np.array(st.m, dtype=np.int64),
+        "instruments": np.array(codes, dtype=str),
+        "fitted_instruments": np.array(st.instruments_ is not None),
+        "mean": np.full((n, 5), np.nan) if st.mean_ is None else np.asarray(st.mean_, dtype=np.float64),
+        "std": np.full((n, 5), np.nan) if st.std_ is None else np.asarray(st.std_, dtype=np.float64),
+        "has_stats": np.array(st.mean_ is not None),
+        "fit_days": np.array([fit.start, fit.stop], dtype=np.int64),
+    }
+
+
+def standardiser_from_state(state: dict[str, np.ndarray]) -> Standardiser:
+    st = Standardiser(str(state["method"]), int(state["m"]))
+    if bool(state["fitted_instruments"]):
+        st.instruments_ = pd.Index([str(s) for s in state["instruments"]])
+    if bool(state["has_stats"]):
+        st.mean_, st.std_ = np.array(state["mean"]), np.array(state["std"])
+    a, b = (int(v) for v in state["fit_days"])
+    st.fit_days_ = slice(a, b) if b > a else None
+    return st
+
+
+# ---------------------------------------------------------------------------- the zoo
+
+
+class Zoo:
+    """Constructed factors under `root`, one directory per content key."""
+
+    key = staticmethod(factor_key)
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_orphans()
+
+    def __repr__(self) -> str:
+        return f"Zoo({str(self.root)!r}, {len(self.keys())} factors)"
+
+    def path(self, key: str) -> Path:
+        if not key or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a zoo key: {key!r}")
+        return self.root / key
+
+    def has(self, key: str) -> bool:
+        """True when the factor `key` is complete on disk."""
+        return (self.path(key) / "meta.json").is_file()
+
+    def keys(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "meta.json").is_file())
+
+    def save(self, factor: Factor, panel: Panel, split: Split, key: str | None = None,
+             values: bool = True, overwrite: bool = False) -> str:
+        """Write a constructed factor atomically; an existing key is kept. Returns its key.
+
+        `key` defaults to `factor_key` of the factor's seed name and config on `panel` / `split`
+        (pass the key you looked up with, e.g. for a seed that is not a PK name). With `values`,
+        its values over the split's days are stored too.
+        """
+        if not isinstance(factor.compute, NetScorer):
+            raise ValueError(f"factor {factor.name!r} was not constructed by nnafc.construct (origin "
+                             f"{factor.origin!r}); the zoo stores networks")
+        desc = describe(factor.meta.get("seed", factor.name), factor.meta.get("config"), panel, split)
+        key = key or factor_key(factor.meta.get("seed", factor.name), factor.meta.get("config"), panel, split)
+        final = self.path(key)
+        if self.has(key) and not overwrite:
+            return key
+        scorer = factor.compute
+        tmp = self.root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            state = {k: v.detach().cpu() for k, v in scorer.net.state_dict().items()}
+            torch.save(state, tmp / "weights.pt")
+            masks = {k: v.detach().cpu().bool() for k, v in (scorer.masks or {}).items()}
+            torch.save(masks, tmp / "masks.pt")
+            np.savez(tmp / "standardiser.npz", **standardiser_state(scorer.standardiser))
+            if values:
+                block = scorer(panel, split.span)  # (T, N), NaN outside the split
+                _long(block, panel, split.span).to_parquet(tmp / "values.parquet", index=False)
+            meta = {**factor.meta, "key": key, "name": factor.name, "origin": factor.origin,
+                    "format": FORMAT, "code": nnafc.__version__, "describe": desc}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True, default=str))
+            if overwrite and final.exists():
+                shutil.rmtree(final)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not self.has(key):  # not a lost race with another writer: a real error
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return key
+
+    def meta(self, key: str) -> dict:
+        if not self.has(key):
+            raise KeyError(f"no factor {key!r} in {self.root}")
+        return json.loads((self.path(key) / "meta.json").read_text())
+
+    def load(self, key: str, device: str = "cpu") -> Factor:
+        """The stored factor, its network rebuilt from the config and its weights loaded safely."""
+        meta = self.meta(key)
+        spec = dict(meta["net"])
+        net = nets.build(spec.pop("name"), m=spec.pop("m"), **spec)
+        d = self.path(key)
+        net.load_state_dict(torch.load(d / "weights.pt", map_location=device, weights_only=True))
+        masks = torch.load(d / "masks.pt", map_location=device, weights_only=True)
+        with np.load(d / "standardiser.npz", allow_pickle=False) as z:
+            st = standardiser_from_state({k: z[k] for k in z.files})
+        cfg = meta.get("config", {})
+        scorer = NetScorer(net.to(device).eval(), st, device, cfg.get("batch_rows", 1 << 16),
+                           masks={k: v.float() for k, v in masks.items()})
+        return Factor(name=meta["name"], origin=meta["origin"], compute=scorer, meta=meta)
+
+    def values(self, key: str) -> pd.DataFrame:
+        """Stored long values (datetime, instrument, value) over the factor's split."""
+        path = self.path(key) / "values.parquet"
+        if not path.is_file():
+            raise KeyError(f"factor {key!r} was saved without values")
+        return pd.read_parquet(path)
+
+    def list(self) -> pd.DataFrame:
+        """One row per stored factor: key, name, seed, net, split, ICs, best epoch, seconds."""
+        rows = []
+        for key in self.keys():
+            meta = self.meta(key)
+            ic = meta.get("ic", {})
+            split = meta.get("split", {})
+            rows.append({
+                "key": key,
+                "name": meta.get("name"),
+                "seed": meta.get("seed"),
+                "net": meta.get("config", {}).get("net"),
+                "train_start": (split.get("train") or [None])[0],
+                "test_end": (split.get("test") or [None, None])[-1],
+                "seed_test_ic": ic.get("seed", {}).get("test"),
+                "valid_ic": ic.get("constructed", {}).get("valid"),
+                "test_ic": ic.get("constructed", {}).get("test"),
+                "best_epoch": meta.get("training", {}).get("best_epoch"),
+                "seconds": meta.get("seconds"),
+            })
+        cols = ["key", "name", "seed", "net", "train_start", "test_end", "seed_test_ic", "valid_ic",
+                "test_ic", "best_epoch", "seconds"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def _remove_orphans(self) -> None:
+        """Delete temporary directories of writers that no longer run (killed mid-save)."""
+        for p in self.root.glob(".tmp-*"):
+            try:
+                pid = int(p.name.split("-")[2])
+            except (IndexError, ValueError):
+                continue
+            if not _alive(pid):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _long(values: np.ndarray, panel: Panel, days: slice) -> pd.DataFrame:
+    """`(T, N)` values -> long frame of the finite entries on `days`."""
+    block = values[days]  # (D, N)
+    t, n = np.nonzero(np.isfinite(block))
+    return pd.DataFrame({
+        "datetime": panel.dates[days][t],
+        "instrument": pd.Categorical(np.asarray(panel.instruments)[n]),
+        "value": block[t, n].astype(np.float32),
+    })
