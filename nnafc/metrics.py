@@ -1,11 +1,28 @@
-"""Exact evaluation of factors: daily IC / rank IC, their summaries, diversity (Eq. 18-19), pool IC (Eq. 6).
+"""Exact factor metrics: daily IC and rank IC, their summaries, diversity (Eq. 18–19), pool IC (Eq. 5–6).
 
-Everything is vectorised over days: a `(T, N)` factor and a `(T, N)` return give a `(T,)` series in
-one pass (float64 inside). Pairs count on a day when both values are finite and `mask` is true;
-a day with fewer than 3 pairs or a constant side has no IC (NaN). Nothing here trains anything.
+Everything here measures; nothing trains and nothing plots. Panels are `(T, N)` arrays (days x
+stocks, NaN = missing), torch or numpy; a function returns the type its first array came in.
+
+- **IC** (§2.1, Eq. 3) is the daily cross-sectional Pearson correlation of a factor with the
+  forward returns; **rank IC** is the Spearman correlation (Pearson of average ranks, ties
+  averaged exactly like `scipy.stats.spearmanr`). Both are computed for all days at once in
+  float64: a pair (stock, day) counts when factor and return are finite and `mask` is true;
+  a day with fewer than 3 pairs, or with no spread in either, is NaN.
+- **Diversity** (§4.1): per day, each factor's cross-section is z-scored, turned into a
+  distribution by a softmax (Eq. 18), and factors are compared by cross-entropy (Eq. 19); the
+  rows of that `(K, K)` distance matrix are clustered by k-means, and the day's diversity is the
+  mean distance between the cluster centres.
+- **Pool IC** (§2.2, Eq. 4–6): the IC of the optimally weighted combination of sub-factors,
+  `IC* = ICᵀ Σ⁻¹ IC`, with λ dropped as the paper does (Eq. 7).
 """
 
 from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,152 +30,341 @@ import torch
 
 from nnafc.ops import average_ranks
 
-MIN_PAIRS = 3
+Tensor = torch.Tensor
+Array = Any  # torch.Tensor | np.ndarray | array-like
+
+_CHUNK_ELEMENTS = 1 << 22  # entries ranked at once (rows x N): 32 MiB per float64 buffer
+_MIN_PAIRS = 3  # fewer valid pairs than this: the day's correlation is undefined (NaN)
+
+__all__ = [
+    "ic", "rank_ic", "ICSummary", "ic_summary", "ic_table",
+    "cross_entropy_distance", "diversity", "diversity_by_day",
+    "pool_ic", "pool_weights",
+]  # fmt: skip
 
 
-def _to_torch(x) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.detach().to(torch.float64)
-    return torch.from_numpy(np.array(x, dtype=np.float64))  # a copy: inputs may be read-only
+# --------------------------------------------------------------------------- helpers
 
 
-def _valid_pairs(f: torch.Tensor, r: torch.Tensor, mask) -> torch.Tensor:
+def _to_tensor(x: Array, device: torch.device | None = None) -> Tensor:
+    """float64 tensor (a copy for numpy / lists; the device of `device` if given)."""
+    if torch.is_tensor(x):
+        return x.detach().to(device=device or x.device, dtype=torch.float64)
+    a = np.asarray(x, dtype=np.float64)
+    if not a.flags.writeable:  # e.g. pandas' read-only views; torch wants writable memory
+        a = a.copy()
+    return torch.as_tensor(a, device=device)
+
+
+def _joint_valid(f: Tensor, r: Tensor, mask: Array | None) -> Tensor:
+    """`(..., N)` bool: both finite and, if given, mask true."""
     valid = torch.isfinite(f) & torch.isfinite(r)
     if mask is not None:
-        valid &= torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask).bool()
+        m = mask.to(f.device) if torch.is_tensor(mask) else torch.as_tensor(np.asarray(mask), device=f.device)
+        valid = valid & m.bool()
     return valid
 
 
-def _pearson_rows(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Row-wise Pearson correlation over the valid entries; NaN for degenerate rows."""
-    n = valid.sum(-1)
-    x = torch.where(valid, x, 0.0)
-    y = torch.where(valid, y, 0.0)
-    mx = x.sum(-1, keepdim=True) / n.clamp(min=1).unsqueeze(-1)
-    my = y.sum(-1, keepdim=True) / n.clamp(min=1).unsqueeze(-1)
-    dx = torch.where(valid, x - mx, 0.0)
-    dy = torch.where(valid, y - my, 0.0)
-    vx, vy = (dx * dx).sum(-1), (dy * dy).sum(-1)
-    corr = (dx * dy).sum(-1) / (vx * vy).clamp(min=1e-300).sqrt()
-    ok = (n >= MIN_PAIRS) & (vx > 1e-24 * n) & (vy > 1e-24 * n)
-    return torch.where(ok, corr.clamp(-1.0, 1.0), torch.nan)
+def _pearson_rows(x: Tensor, y: Tensor, valid: Tensor) -> Tensor:
+    """Pearson correlation of x and y along the last axis over `valid` entries, `(...,)`, float64.
+
+    Two-pass (means, then deviations) for accuracy; NaN where < 3 pairs or either side has no
+    spread (variance at the level of float64 rounding of the mean).
+    """
+    count = valid.sum(dim=-1)  # (...,)
+    n = count.clamp(min=1).to(x.dtype).unsqueeze(-1)  # (..., 1)
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    xf, yf = torch.where(valid, x, zero), torch.where(valid, y, zero)
+    mx, my = xf.sum(-1, keepdim=True) / n, yf.sum(-1, keepdim=True) / n  # (..., 1)
+    dx, dy = torch.where(valid, x - mx, zero), torch.where(valid, y - my, zero)  # (..., N)
+    sxy, sxx, syy = (dx * dy).sum(-1), (dx * dx).sum(-1), (dy * dy).sum(-1)  # (...,)
+    eps = torch.finfo(x.dtype).eps
+    flat_x = sxx <= (100 * eps) ** 2 * mx.squeeze(-1) ** 2 * count
+    flat_y = syy <= (100 * eps) ** 2 * my.squeeze(-1) ** 2 * count
+    ok = (count >= _MIN_PAIRS) & ~flat_x & ~flat_y
+    denom = torch.where(ok, sxx * syy, torch.ones_like(sxx)).sqrt()
+    corr = (sxy / denom).clamp(-1.0, 1.0)
+    return torch.where(ok, corr, torch.full_like(corr, float("nan")))
 
 
-def _like_input(result: torch.Tensor, reference):
-    return result if isinstance(reference, torch.Tensor) else result.numpy()
+def _daily_corr(factor: Array, returns: Array, mask: Array | None, ranked: bool) -> Array:
+    """Shared body of `ic` / `rank_ic`: flatten leading axes, work in row chunks, restore the type."""
+    is_numpy = not torch.is_tensor(factor)
+    f = _to_tensor(factor)
+    r = _to_tensor(returns, device=f.device)
+    if f.shape != r.shape:
+        raise ValueError(f"factor and returns differ in shape: {tuple(f.shape)} vs {tuple(r.shape)}")
+    if f.ndim == 0:
+        raise ValueError("factor must have at least one axis (stocks)")
+    valid = _joint_valid(f, r, mask)
+    if valid.shape != f.shape:
+        valid = valid.expand(f.shape)
+    lead, n_stocks = f.shape[:-1], f.shape[-1]
+    f2, r2, v2 = f.reshape(-1, n_stocks), r.reshape(-1, n_stocks), valid.reshape(-1, n_stocks)  # (R, N)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, n_stocks))
+    out = []
+    for a in range(0, f2.shape[0], rows):
+        fc, rc, vc = f2[a : a + rows], r2[a : a + rows], v2[a : a + rows]
+        if ranked:  # rank only the jointly valid pairs, so both sides rank the same stocks
+            nan = torch.full_like(fc, float("nan"))
+            fc = average_ranks(torch.where(vc, fc, nan), dim=-1)
+            rc = average_ranks(torch.where(vc, rc, nan), dim=-1)
+        out.append(_pearson_rows(fc, rc, vc))
+    res = torch.cat(out).reshape(lead) if out else f.new_empty(lead)  # (...,) e.g. (T,)
+    return res.cpu().numpy() if is_numpy else res
 
 
-def ic(factor, returns, mask=None):
-    """Daily Pearson IC of a `(T, N)` factor with `(T, N)` returns -> `(T,)` (Eq. 3's IC)."""
-    f, r = _to_torch(factor), _to_torch(returns)
-    return _like_input(_pearson_rows(f, r, _valid_pairs(f, r, mask)), factor)
+# --------------------------------------------------------------------------- IC
 
 
-def rank_ic(factor, returns, mask=None):
-    """Daily Spearman rank IC (ties averaged, ranks among the valid pairs only) -> `(T,)`."""
-    f, r = _to_torch(factor), _to_torch(returns)
-    valid = _valid_pairs(f, r, mask)
-    rf = average_ranks(torch.where(valid, f, torch.nan), dim=-1)
-    rr = average_ranks(torch.where(valid, r, torch.nan), dim=-1)
-    return _like_input(_pearson_rows(rf, rr, valid), factor)
+def ic(factor: Array, returns: Array, mask: Array | None = None) -> Array:
+    """Daily Pearson IC (Eq. 3): correlation across stocks of factor and forward returns.
+
+    factor, returns: `(T, N)` (any `(..., N)`: the last axis is the cross-section); mask: bool,
+    broadcastable. Returns `(T,)` float64, numpy if `factor` is numpy else a tensor on its device.
+    """
+    return _daily_corr(factor, returns, mask, ranked=False)
 
 
-def ic_summary(daily) -> dict:
-    """Mean, std, ICIR (mean / std), t-stat (mean / std * sqrt(n)), days and share of positive days."""
-    values = np.asarray(daily.detach().cpu() if isinstance(daily, torch.Tensor) else daily, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    mean = values.mean() if n else np.nan
-    std = values.std(ddof=1) if n > 1 else np.nan
-    return {
-        "mean": mean,
-        "std": std,
-        "icir": mean / std if n > 1 and std > 0 else np.nan,
-        "t_stat": mean / std * np.sqrt(n) if n > 1 and std > 0 else np.nan,
-        "n_days": n,
-        "positive": (values > 0).mean() if n else np.nan,
-    }
+def rank_ic(factor: Array, returns: Array, mask: Array | None = None) -> Array:
+    """Daily Spearman rank IC, ties averaged (= `scipy.stats.spearmanr` per day); `(T,)`.
+
+    The quantity NNAFC optimises (Eq. 14 approximates it) and the paper's reported "IC".
+    Same conventions as `ic`.
+    """
+    return _daily_corr(factor, returns, mask, ranked=True)
 
 
-def ic_table(factors: dict, returns, mask=None, method: str = "rank") -> pd.DataFrame:
-    """One row of `ic_summary` per factor; method "rank" (Spearman) or "pearson"."""
+@dataclass(frozen=True)
+class ICSummary:
+    """Summary of a daily IC series over its defined (non-NaN) days."""
+
+    mean: float
+    std: float  # sample std (ddof=1) across days
+    icir: float  # mean / std: the IC information ratio (not annualised)
+    t_stat: float  # mean / std * sqrt(n_days): t-statistic of mean IC = 0, days taken as independent
+    n_days: int  # days with a defined IC
+    positive: float  # share of those days with IC > 0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> float | int:  # dict-style access, summary["icir"]
+        return getattr(self, key)
+
+
+def ic_summary(daily: Array) -> ICSummary:
+    """Mean, std, ICIR, t-stat, number of days and share of positive days of a daily IC series.
+
+    NaN days (undefined IC) are ignored. With fewer than 2 days (or no spread) std-based fields are NaN.
+    """
+    x = np.asarray(daily.detach().cpu() if torch.is_tensor(daily) else daily, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    n = int(x.size)
+    nan = float("nan")
+    if n == 0:
+        return ICSummary(nan, nan, nan, nan, 0, nan)
+    mean = float(x.mean())
+    std = float(x.std(ddof=1)) if n > 1 else nan
+    icir = mean / std if n > 1 and std > 0 else nan
+    return ICSummary(
+        mean=mean,
+        std=std,
+        icir=icir,
+        t_stat=icir * math.sqrt(n),
+        n_days=n,
+        positive=float((x > 0).mean()),
+    )
+
+
+def ic_table(
+    factors: Mapping[str, Array], returns: Array, mask: Array | None = None, method: str = "rank"
+) -> pd.DataFrame:
+    """One row per factor (index: its name) with the `ICSummary` fields of its daily IC.
+
+    method: "rank" (Spearman, the paper's IC) or "pearson".
+    """
     if method not in ("rank", "pearson"):
         raise ValueError(f"method must be 'rank' or 'pearson', got {method!r}")
     fn = rank_ic if method == "rank" else ic
-    rows = {name: ic_summary(fn(values, returns, mask)) for name, values in factors.items()}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    r = _to_tensor(returns)
+    rows = {name: ic_summary(fn(_to_tensor(f), r, mask)).as_dict() for name, f in factors.items()}
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(ICSummary.__dataclass_fields__))
+    frame.index.name = "factor"
+    return frame
 
 
-# --- diversity (Eq. 18-19) ---------------------------------------------------------------
+# --------------------------------------------------------------------------- diversity (Eq. 18-19)
 
-def cross_entropy_distance(factors) -> np.ndarray:
-    """`(K, K)` distances of one day's K factor cross-sections `(K, N)`, Eq. 18-19.
 
-    Each cross-section is z-scored over the stocks where every factor is finite (the paper
-    says "normalised at first" without saying how; z-scoring keeps the scale out, as Eq. 18
-    intends), turned into a distribution by softmax (Eq. 18), and
-    distance(f1, f2) = sum softmax(f1) * log(1 / softmax(f2)) (Eq. 19). It is a cross-entropy,
-    so not symmetric, and its diagonal is the entropy of each factor, not 0.
+def _log_softmax_cs(f: Tensor, valid: Tensor) -> Tensor:
+    """Eq. 18 on z-scored cross-sections: `log softmax(z)` over valid stocks, 0 elsewhere. `(..., N)`.
+
+    The z-score removes scale and location (the paper: "each factor value should be normalized
+    at first"), so the softmax sees rank-like information, not units. A cross-section with no
+    spread gets z = 0: a uniform distribution (it carries no ordering).
     """
-    x = _to_torch(factors)
-    x = x[:, torch.isfinite(x).all(0)]
-    if x.shape[1] < 2:
-        return np.full((x.shape[0], x.shape[0]), np.nan)
-    z = (x - x.mean(1, keepdim=True)) / x.std(1, keepdim=True).clamp(min=1e-12)
-    log_p = torch.log_softmax(z, dim=1)  # (K, N)
-    return -(log_p.exp() @ log_p.T).numpy()  # [i, j] = -sum p_i log p_j
+    zero = torch.zeros((), dtype=f.dtype, device=f.device)
+    count = valid.sum(-1, keepdim=True).clamp(min=1).to(f.dtype)
+    mean = torch.where(valid, f, zero).sum(-1, keepdim=True) / count
+    dev = torch.where(valid, f - mean, zero)
+    std = ((dev * dev).sum(-1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+    flat = std <= 100 * torch.finfo(f.dtype).eps * mean.abs()
+    z = torch.where(flat, zero, dev / torch.where(flat, torch.ones_like(std), std))
+    logits = torch.where(valid, z, torch.full_like(z, float("-inf")))
+    logp = torch.log_softmax(logits, dim=-1)
+    return torch.where(valid, logp, zero)
 
 
-def diversity_by_day(factors, n_clusters: int = 5, days=None, seed: int = 0) -> pd.Series:
-    """Per day: k-means on the rows of the Eq. 19 distance matrix, mean distance between centres.
+def _ce_matrices(f: Tensor) -> Tensor:
+    """`(K, D, N)` factors -> `(D, K, K)` cross-entropy matrices over the stocks valid in all K."""
+    valid = torch.isfinite(f).all(dim=0, keepdim=True).expand_as(f)  # (K, D, N) common stocks
+    logp = _log_softmax_cs(f, valid)  # (K, D, N)
+    p = torch.where(valid, logp.exp(), torch.zeros_like(logp))
+    dist = -torch.einsum("idn,jdn->dij", p, logp)  # (D, K, K): dist[d, i, j] = H(p_i, p_j)
+    enough = valid[0].sum(-1) >= 2  # (D,) a distribution over < 2 stocks compares nothing
+    return torch.where(enough[:, None, None], dist, torch.full_like(dist, float("nan")))
 
-    The paper clusters "the distance matrix" with k-means and averages the distance between
-    cluster centres; we take each factor's row of distances as its point, use
-    `min(n_clusters, K)` clusters and Euclidean distance between centres. `factors` is
-    `(K, T, N)` or a list of `(T, N)`; `days` optionally subsamples day positions.
+
+def cross_entropy_distance(factors: Array) -> Array:
+    """Eq. 19 for one day: `(K, N)` factors -> `(K, K)`, `D[i, j] = sum_s p_i(s) log(1 / p_j(s))`.
+
+    `p_i = softmax(zscore(f_i))` over the stocks finite in all K factors (Eq. 18). Not symmetric
+    (cross-entropy, as the paper writes it; `D[i, j] - D[i, i]` is KL(p_i || p_j) >= 0), and the
+    diagonal is each factor's entropy, not 0. NaN if fewer than 2 common stocks.
     """
-    from sklearn.cluster import KMeans
+    is_numpy = not torch.is_tensor(factors)
+    f = _to_tensor(factors)
+    if f.ndim != 2:
+        raise ValueError(f"factors must be (K, N) for one day, got shape {tuple(f.shape)}")
+    out = _ce_matrices(f[:, None, :])[0]  # (K, K)
+    return out.cpu().numpy() if is_numpy else out
 
-    stack = np.stack([np.asarray(f, dtype=np.float64) for f in factors])  # (K, T, N)
-    k = stack.shape[0]
+
+def _stack_factors(factors: Array | Sequence[Array] | Mapping[str, Array]) -> Tensor:
+    if isinstance(factors, Mapping):
+        factors = list(factors.values())
+    if isinstance(factors, (list, tuple)):
+        f = torch.stack([_to_tensor(x).cpu() for x in factors])
+    else:
+        f = _to_tensor(factors).cpu()
+    if f.ndim != 3:
+        raise ValueError(f"factors must be (K, T, N) or K arrays (T, N), got shape {tuple(f.shape)}")
+    return f  # (K, T, N)
+
+
+def _centre_spread(points: np.ndarray, n_clusters: int, seed: int) -> float:
+    """k-means on the rows of one day's distance matrix; mean pairwise distance of the centres."""
+    from sklearn.cluster import KMeans  # heavy import, only needed here
+
+    scale = max(float(np.abs(points).max()), 1e-300)
+    distinct = np.unique(np.round(points / scale, 10), axis=0).shape[0]
+    k = min(n_clusters, distinct)  # fewer distinct factors than clusters: one cluster each
     if k < 2:
-        raise ValueError("diversity needs at least two factors")
-    days = range(stack.shape[1]) if days is None else days
-    out = {}
-    for t in days:
-        dist = cross_entropy_distance(stack[:, t, :])
-        if not np.isfinite(dist).all():
-            continue
-        clusters = min(n_clusters, k)
-        km = KMeans(n_clusters=clusters, n_init=4, random_state=seed).fit(dist)
-        centres = km.cluster_centers_
-        gaps = np.linalg.norm(centres[:, None, :] - centres[None, :, :], axis=-1)
-        out[t] = gaps[np.triu_indices(clusters, 1)].mean()
-    return pd.Series(out, dtype=float, name="diversity")
+        return 0.0  # all factors identical: no spread
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning on near-duplicate points
+        centres = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(points).cluster_centers_
+    gaps = np.linalg.norm(centres[:, None, :] - centres[None, :, :], axis=-1)  # (k, k)
+    return float(gaps[np.triu_indices(k, 1)].mean())
 
 
-def diversity(factors, n_clusters: int = 5, days=None, seed: int = 0) -> float:
-    """Mean over days of `diversity_by_day` (Table 4 / Table 6's diversity column)."""
-    return float(diversity_by_day(factors, n_clusters, days, seed).mean())
+def diversity_by_day(
+    factors: Array | Sequence[Array] | Mapping[str, Array],
+    n_clusters: int = 5,
+    days: int | Sequence[int] | None = None,
+    seed: int = 0,
+) -> pd.Series:
+    """Per-day diversity of K factors (§4.1, Eq. 18–19): a Series indexed by day position.
+
+    factors: `(K, T, N)`, or K arrays `(T, N)` (list or name -> array). Per day: the `(K, K)`
+    cross-entropy matrix of `cross_entropy_distance`; its K rows are the points for k-means
+    (scikit-learn, `random_state=seed`, 10 restarts) with `min(n_clusters, distinct factors)`
+    clusters; the value is the mean Euclidean distance between the cluster centres. The paper
+    gives no number of clusters; 5 is our default. Identical factors give 0 (the minimum); a
+    day with < 2 stocks common to all factors gives NaN; K < 2 is a ValueError. Values grow
+    with K (points live in R^K), so compare diversities of equally many factors, as the
+    paper's tables do (50 each).
+    days: None = all days, an int = that many days drawn at random (seeded, for speed), or
+    the day positions to use.
+    """
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
+
+    if n_clusters < 1:
+        raise ValueError(f"n_clusters must be >= 1, got {n_clusters}")
+    f = _stack_factors(factors)  # (K, T, N)
+    k_factors, t_len = f.shape[0], f.shape[1]
+    if k_factors < 2:
+        raise ValueError(f"diversity needs at least two factors, got {k_factors}")
+    if days is None:
+        idx = np.arange(t_len)
+    elif isinstance(days, (int, np.integer)):
+        idx = np.sort(np.random.default_rng(seed).choice(t_len, size=min(int(days), t_len), replace=False))
+    else:
+        idx = np.asarray(days, dtype=np.int64)
+    values = np.full(len(idx), np.nan)
+    per_chunk = max(1, _CHUNK_ELEMENTS // max(1, k_factors * f.shape[2]))
+    for a in range(0, len(idx), per_chunk):
+        sel = torch.as_tensor(idx[a : a + per_chunk])
+        mats = _ce_matrices(f[:, sel]).numpy()  # (D, K, K)
+        # one k-means fit per day (no batched form) on K points: threads only cost here, and an
+        # OpenMP pool left busy by torch makes scikit-learn's fits ~40x slower unless limited
+        with threadpool_limits(limits=1):
+            for i, mat in enumerate(mats):
+                if np.isfinite(mat).all():
+                    values[a + i] = _centre_spread(mat, n_clusters, seed)
+    return pd.Series(values, index=pd.Index(idx, name="day"), name="diversity")
 
 
-# --- pool IC (Eq. 5-6) --------------------------------------------------------------------
-
-def _ic_moments(ic_daily) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(ic_daily, dtype=np.float64)
-    x = x[np.isfinite(x).all(1)]
-    if len(x) < 2:
-        raise ValueError("pool IC needs at least two days on which every factor has an IC")
-    return x.mean(0), np.atleast_2d(np.cov(x, rowvar=False))
-
-
-def pool_weights(ic_daily) -> np.ndarray:
-    """Optimal factor weights v* = Σ⁻¹ IC (Eq. 5, λ dropped), with a pseudo-inverse."""
-    mean, cov = _ic_moments(ic_daily)
-    return np.linalg.pinv(cov) @ mean
+def diversity(
+    factors: Array | Sequence[Array] | Mapping[str, Array],
+    n_clusters: int = 5,
+    days: int | Sequence[int] | None = None,
+    seed: int = 0,
+) -> float:
+    """Diversity of a factor set: the mean over days of `diversity_by_day` (NaN days ignored)."""
+    by_day = diversity_by_day(factors, n_clusters=n_clusters, days=days, seed=seed)
+    return float(by_day.mean()) if by_day.notna().any() else float("nan")
 
 
-def pool_ic(ic_daily) -> float:
-    """IC* = ICᵀ Σ⁻¹ IC (Eq. 6) of factors whose daily ICs are the columns of `(T, K)`."""
-    mean, cov = _ic_moments(ic_daily)
-    return float(mean @ np.linalg.pinv(cov) @ mean)
+# --------------------------------------------------------------------------- pool IC (Eq. 4-6)
+
+
+def _ic_moments(ic_daily: Array, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean IC vector `(K,)` and the pseudo-inverse of its (ridged) covariance `(K, K)`.
+
+    Days where any factor's IC is NaN are dropped, so Σ is a proper (PSD) sample covariance.
+    """
+    x = np.asarray(ic_daily.detach().cpu() if torch.is_tensor(ic_daily) else ic_daily, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"ic_daily must be (T, K), got shape {x.shape}")
+    x = x[np.isfinite(x).all(axis=1)]  # (T', K)
+    if x.shape[0] < 2:
+        raise ValueError(f"need at least 2 days with every factor's IC defined, got {x.shape[0]}")
+    mean = x.mean(axis=0)  # (K,) the ĨC vector
+    cov = np.atleast_2d(np.cov(x, rowvar=False, ddof=1))  # (K, K) Σ_ĨC
+    if ridge > 0:
+        cov = cov + ridge * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+    return mean, np.linalg.pinv(cov, hermitian=True)
+
+
+def pool_weights(ic_daily: Array, ridge: float = 0.0) -> np.ndarray:
+    """Eq. 5 with λ = 1: the optimal sub-factor weights `v* = Σ⁻¹ ĨC`, `(K,)`.
+
+    ic_daily: `(T, K)` daily ICs of K factors. Σ⁻¹ is a pseudo-inverse (collinear factors, e.g.
+    duplicates, share weight instead of exploding); `ridge` adds `ridge * mean(diag Σ) * I` first.
+    """
+    mean, inv = _ic_moments(ic_daily, ridge)
+    return inv @ mean
+
+
+def pool_ic(ic_daily: Array, ridge: float = 0.0) -> float:
+    """Eq. 6 (λ dropped, Eq. 7): `IC* = ĨCᵀ Σ⁻¹ ĨC`, the squared IC-IR of the best combination.
+
+    For uncorrelated factors it is `sum_k mean_k² / var_k`: each factor adds its own ICIR²,
+    so a new factor raises IC* by having a high IC *and* low correlation with the pool.
+    """
+    mean, inv = _ic_moments(ic_daily, ridge)
+    return float(mean @ inv @ mean)
