@@ -1,9 +1,10 @@
 """The `nnafc` command: get and inspect data, construct factors, build the book.
 
 Only argument parsing and error reporting live here; each subcommand calls one library
-function. Errors a user can fix (bad data, a bad parameter file) print one line,
-`error: <message>`, on stderr and exit with status 2 — no traceback. Anything else is a bug
-and keeps its traceback.
+function. Errors a user can fix (bad data, a bad parameter file, any other `ValueError`
+from the arguments) print one line, `error: <message>`, on stderr and exit with status 2 — no
+traceback; set `NNAFC_DEBUG=1` to get the traceback instead. Anything else is a bug and keeps
+its traceback. Ctrl-C prints `interrupted` and exits with 130.
 
     nnafc data download [--dir PATH] [--url URL] [--sha256 HEX] [--force]
     nnafc data info [PATH] [--json]
@@ -19,25 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
-from nnafc.data.panel import DataError
-
 USAGE_ERROR = 2  # bad data, parameters or arguments (argparse uses 2 as well)
 RUN_FAILED = 1  # construction jobs failed after their retries
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is for the user: DataError, and ParamsError when present."""
-    errors: list[type[BaseException]] = [DataError]
-    try:
-        from nnafc.params import ParamsError
-    except ImportError:  # the book's parameter module is optional for the data commands
-        pass
-    else:
-        errors.append(ParamsError)
-    return tuple(errors)
 
 
 def _error(message: object) -> None:
@@ -78,8 +66,8 @@ def _data_check(args: argparse.Namespace) -> int:
 def _construct(args: argparse.Namespace) -> int:
     try:
         from nnafc.construct_cli import run
-    except ImportError as exc:
-        _error(f"nnafc construct is not available yet in this installation ({exc})")
+    except ImportError as exc:  # e.g. an optional dependency of construction is missing
+        _error(f"nnafc construct cannot be imported in this installation: {exc}")
         return USAGE_ERROR
     try:
         from nnafc.runner import RunError
@@ -164,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else USAGE_ERROR
     try:
         return args.handler(args)
-    except _user_errors() as exc:
+    except ValueError as exc:  # DataError, ParamsError and bad values: the user's to fix
+        if os.environ.get("NNAFC_DEBUG"):
+            raise
         _error(exc)
         return USAGE_ERROR
     except KeyboardInterrupt:

@@ -145,7 +145,7 @@ def test_construct_wiring_and_errors(monkeypatch, capsys):
 
     monkeypatch.setitem(sys.modules, "nnafc.construct_cli", None)  # as if not installed
     assert main(["construct", "--params", "p.yaml"]) == 2
-    one_line_error(capsys, "not available yet")
+    one_line_error(capsys, "cannot be imported")
 
 
 def test_console_entry_point_has_no_traceback(bad_csv):
@@ -154,3 +154,32 @@ def test_console_entry_point_has_no_traceback(bad_csv):
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+
+
+def test_value_errors_are_one_line_and_ctrl_c_is_130(monkeypatch, capsys):
+    import nnafc.book
+
+    def bad_value(*a, **k):
+        raise ValueError("start 'yesterday' is not a date\n(check params)")
+
+    monkeypatch.setattr(nnafc.book, "build_book", bad_value)
+    assert main(["book", "--params", "p.yaml"]) == 2
+    one_line_error(capsys, "not a date (check params)")
+    monkeypatch.setenv("NNAFC_DEBUG", "1")
+    with pytest.raises(ValueError, match="not a date"):
+        main(["book", "--params", "p.yaml"])
+    monkeypatch.delenv("NNAFC_DEBUG")
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nnafc.book, "build_book", ctrl_c)
+    assert main(["book", "--params", "p.yaml"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+    def bug(*a, **k):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(nnafc.book, "build_book", bug)
+    with pytest.raises(TypeError):  # a bug keeps its traceback
+        main(["book", "--params", "p.yaml"])
