@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from nnafc.data.locate import data_dir
 from nnafc.params import BookParams, ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: book/, _config.yml, _toc.yml
@@ -135,10 +136,13 @@ def build_book(
     run_dir = Path(out or ROOT / "runs" / params.name).resolve()
     for chapter in params.chapters:
         chapter_source(chapter)  # fail on an unknown chapter before executing anything
+    # Resolve the data once (--data, else the params file, else NNAFC_DATA) and record it in every
+    # chapter's parameters, so a re-execution (nbval, a reader) reads exactly the same data.
+    root = data_dir(data if data is not None else params.shared.get("data"))
     for chapter in params.chapters:
         parameters = params.for_chapter(chapter)
-        if data is not None:
-            parameters["data"] = str(Path(data).resolve())
+        if root is not None:
+            parameters["data"] = str(root.resolve())
         execute_chapter(chapter, parameters, run_dir / "notebooks", force=force)
     if render_html:
         render(run_dir, params.chapters)
