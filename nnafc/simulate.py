@@ -44,7 +44,7 @@ predicts low returns) and a nonlinear one (returns are a U-shaped function of th
 the close from its 20-day mean). With the default strengths, their formulas computed on the
 default market (seeds 0-2) have mean daily rank ICs with the 5-day forward return of about
 0.09 (reversal), 0.06 (volume) and 0.08 (U-shape), within the range of good real
-price-volume factors; a noise factor's is 0.000 +- 0.002. Measured stylised facts on the same
+price-volume factors; a noise factor's is 0.000 +- 0.003. Measured stylised facts on the same
 markets: median per-stock excess kurtosis of daily returns 1.6-1.9, lag-1 autocorrelation of
 |r| 0.10 (of r: +-0.02), mean pairwise correlation 0.26-0.41, lag-1 autocorrelation of log
 volume 0.72, correlation of log volume with |r| 0.31.
