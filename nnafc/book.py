@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,13 @@ def _staged_toc(chapters: list[str]) -> str:
     return yaml.safe_dump(toc, sort_keys=False)
 
 
+def _unlink_missing(markdown: str, chapters: list[str]) -> str:
+    """Links to chapters this run did not execute become plain text (a smoke run is a subset)."""
+    return re.sub(
+        r"\{doc\}`([\w-]+)`", lambda m: m.group(0) if m.group(1) in chapters else m.group(1), markdown
+    )
+
+
 def render(run_dir: Path, chapters: list[str]) -> Path:
     """Stage the executed notebooks as book sources and build HTML with execution off."""
     site = run_dir / "site"
@@ -107,7 +115,7 @@ def render(run_dir: Path, chapters: list[str]) -> Path:
     shutil.copy(ROOT / "_config.yml", site / "_config.yml")
     (site / "_toc.yml").write_text(_staged_toc(chapters))
     for page in BOOK_DIR.glob("*.md"):
-        shutil.copy(page, site / "book" / page.name)
+        (site / "book" / page.name).write_text(_unlink_missing(page.read_text(), chapters))
     for chapter in chapters:
         shutil.copy(run_dir / "notebooks" / f"{chapter}.ipynb", site / "book" / f"{chapter}.ipynb")
     jb = Path(sys.executable).with_name("jupyter-book")

@@ -67,3 +67,8 @@ def test_unknown_chapter_is_refused(bad):
     with pytest.raises(book.ParamsError):
         book.chapter_source(bad)
 
+
+
+def test_links_to_chapters_not_executed_become_text():
+    text = "see {doc}`kernel` and {doc}`real_world`"
+    assert book._unlink_missing(text, ["kernel"]) == "see {doc}`kernel` and real_world"
