@@ -166,3 +166,16 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, data_dir, caps
 def test_shipped_construct_params_are_valid(path: Path) -> None:
     params = load_construct_params(path)
     assert params.seeds and params.nets and params.splits
+
+
+def test_cli_without_data_uses_the_simulated_market(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("NNAFC_DATA", raising=False)
+    raw = {"seeds": ["MA10"], "nets": {"fcn": {"hidden": [8]}}, "splits": [60], "n_train": 80,
+           "n_valid": 20, "n_test": 20, "simulate": {"n_stocks": 60, "n_days": 200},
+           "config": {k: v for k, v in TINY.items() if k != "net_cfg"}, "threads": 1, "progress": False}
+    path = tmp_path / "construct-sim.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    table = run(path, out=tmp_path / "run")
+    assert list(table["status"]) == ["saved"]
+    meta = Zoo(tmp_path / "run" / "zoo").meta(table["key"][0])
+    assert meta["simulated"] is True and meta["describe"]["data"]["simulated"] is True
