@@ -47,7 +47,7 @@ __all__ = [
 
 
 def _to_tensor(x: Array, device: torch.device | None = None) -> Tensor:
-    """float64 tensor (a copy for numpy / lists; the device of `device` if given)."""
+    """float64 tensor on `device` (default: its own / CPU); float64 numpy memory is shared, not written."""
     if torch.is_tensor(x):
         return x.detach().to(device=device or x.device, dtype=torch.float64)
     a = np.asarray(x, dtype=np.float64)
@@ -87,6 +87,25 @@ def _pearson_rows(x: Tensor, y: Tensor, valid: Tensor) -> Tensor:
     return torch.where(ok, corr, torch.full_like(corr, float("nan")))
 
 
+def _spearman_rows(ra: Tensor, rb: Tensor, valid: Tensor) -> Tensor:
+    """Pearson of average ranks `(..., N)` (NaN where invalid) along the last axis, `(...,)`.
+
+    Ranks over the valid set have mean (n + 1) / 2 whatever the ties, so one pass of raw sums
+    suffices, and it is exact: ranks are multiples of 1/2, so their products and sums are
+    integers / 4 that float64 holds exactly (below 2^51, i.e. any realistic N).
+    """
+    count = valid.sum(dim=-1)  # (...,)
+    n = count.to(ra.dtype)
+    ra, rb = ra.nan_to_num(0.0), rb.nan_to_num(0.0)
+    centre = n * ((n + 1) / 2) ** 2  # n m²
+    saa = (ra * ra).sum(-1) - centre
+    sbb = (rb * rb).sum(-1) - centre
+    sab = (ra * rb).sum(-1) - centre
+    ok = (count >= _MIN_PAIRS) & (saa > 0) & (sbb > 0)  # all tied: exactly 0
+    corr = (sab / torch.where(ok, saa * sbb, torch.ones_like(saa)).sqrt()).clamp(-1.0, 1.0)
+    return torch.where(ok, corr, torch.full_like(corr, float("nan")))
+
+
 def _daily_corr(factor: Array, returns: Array, mask: Array | None, ranked: bool) -> Array:
     """Shared body of `ic` / `rank_ic`: flatten leading axes, work in row chunks, restore the type."""
     is_numpy = not torch.is_tensor(factor)
@@ -109,7 +128,9 @@ def _daily_corr(factor: Array, returns: Array, mask: Array | None, ranked: bool)
             nan = torch.full_like(fc, float("nan"))
             fc = average_ranks(torch.where(vc, fc, nan), dim=-1)
             rc = average_ranks(torch.where(vc, rc, nan), dim=-1)
-        out.append(_pearson_rows(fc, rc, vc))
+            out.append(_spearman_rows(fc, rc, vc))
+        else:
+            out.append(_pearson_rows(fc, rc, vc))
     res = torch.cat(out).reshape(lead) if out else f.new_empty(lead)  # (...,) e.g. (T,)
     return res.cpu().numpy() if is_numpy else res
 
