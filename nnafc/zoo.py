@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from nnafc.factor import Factor
 FORMAT = 1  # bump when the on-disk layout or the meaning of a stored factor changes
 NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
 FILES = ("weights.pt", "masks.pt", "standardiser.npz", "meta.json", "values.parquet")
+_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"  # no "-" in it
 
 
 # ---------------------------------------------------------------------------- keys
@@ -181,7 +183,7 @@ class Zoo:
         if self.has(key) and not overwrite:
             return key
         scorer = factor.compute
-        tmp = self.root / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".tmp-{key}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
             state = {k: v.detach().cpu() for k, v in scorer.net.state_dict().items()}
@@ -259,10 +261,13 @@ class Zoo:
         return pd.DataFrame(rows, columns=cols)
 
     def _remove_orphans(self) -> None:
-        """Delete temporary directories of writers that no longer run (killed mid-save)."""
-        for p in self.root.glob(".tmp-*"):
+        """Delete temporary directories of writers on this host that no longer run (killed mid-save).
+
+        Writers on other hosts of a shared file system (a Ray cluster) are left alone.
+        """
+        for p in self.root.glob(f".tmp-*-{_HOST}-*"):
             try:
-                pid = int(p.name.split("-")[2])
+                pid = int(p.name.split("-")[-2])
             except (IndexError, ValueError):
                 continue
             if not _alive(pid):

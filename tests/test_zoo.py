@@ -105,11 +105,15 @@ def test_existing_key_is_kept_and_orphans_are_removed(tmp_path, panel, split, fa
     assert os.stat(zoo.path(key) / "meta.json").st_mtime_ns == stamp
     assert not (zoo.path(key) / "values.parquet").exists()
 
-    dead = tmp_path / f".tmp-{key}-999999999-abcd"  # a writer killed mid-save (no such pid)
+    from nnafc.zoo import _HOST
+
+    dead = tmp_path / f".tmp-{key}-{_HOST}-999999999-abcd"  # a writer killed mid-save (no such pid)
     dead.mkdir()
     (dead / "weights.pt").write_bytes(b"partial")
+    elsewhere = tmp_path / f".tmp-{key}-otherhost-999999999-abcd"  # maybe alive on another host
+    elsewhere.mkdir()
     Zoo(tmp_path)
-    assert not dead.exists() and zoo.keys() == [key]
+    assert not dead.exists() and elsewhere.exists() and zoo.keys() == [key]
 
 
 def test_failed_save_leaves_nothing(tmp_path, panel, split, factor, monkeypatch) -> None:
