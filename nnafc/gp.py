@@ -55,13 +55,13 @@ from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.data.windows import forward_returns
 from nnafc.factor import Factor
-from nnafc.metrics import rank_ic
 
 Tensor = torch.Tensor
 
 __all__ = [
     "GPConfig", "GPResult", "GPFormula", "Evaluator", "Series", "WORST", "FUNCTIONS", "INPUTS",
     "as_config", "primitive_set", "parse", "to_infix", "to_rpn", "evaluate", "train_ic", "select",
+    "daily_rank_ic",
     "factor_from_formula", "to_json", "from_json", "run_gp",
 ]  # fmt: skip
 
@@ -341,7 +341,8 @@ def _fields(panel: Panel, start: int, stop: int, dtype: torch.dtype, device: str
 class Evaluator:
     """Evaluates trees on one block of days, memoising subtree values by their string (LRU).
 
-    The cache holds at most `cache_mb` of `(T, N)` values; `hits` / `misses` count subtree lookups.
+    The cache holds at most `cache_mb` of `(T, N)` values of proper subtrees (whole formulas are
+    memoised by their fitness instead); `hits` / `misses` count lookups of primitive nodes.
     """
 
     def __init__(self, fields: dict[str, Tensor], cache_mb: float = 512.0) -> None:
@@ -372,7 +373,8 @@ class Evaluator:
             return hit
         self.misses += 1
         out = FUNCTIONS[node.name][0](*(self._eval(tree, keys, kids, k) for k in kids[i]))
-        if self.capacity > 0:
+        if self.capacity > 0 and i > 0:  # a whole tree is never a subtree of its offspring (DEAP's
+            #   crossover swaps below the roots, mutation replaces subtrees): keep the room for parts
             self.cache[key] = out
             if len(self.cache) > self.capacity:
                 self.cache.popitem(last=False)
@@ -474,6 +476,7 @@ class _Block:
     labels: Tensor  # (D, N) forward returns on the scored rows, float64
     mask: Tensor  # (D, N) bool: in the universe and labelled
     n_days: int  # scored days with at least 3 labelled stocks
+    label_ranks: Tensor  # (D, N) average ranks of the labels over `mask`, reused by every formula
 
 
 def _block(panel: Panel, start: int, stop: int, scored: slice, cfg: GPConfig, cache_mb: float) -> _Block:
@@ -484,7 +487,40 @@ def _block(panel: Panel, start: int, stop: int, scored: slice, cfg: GPConfig, ca
     mask = torch.as_tensor(panel.in_universe[scored], device=cfg.device) & torch.isfinite(labels_t)
     fields = _fields(panel, start, stop, DTYPES[cfg.dtype], cfg.device)
     rows = slice(scored.start - start, scored.stop - start)
-    return _Block(Evaluator(fields, cache_mb), rows, labels_t, mask, int((mask.sum(1) >= 3).sum()))
+    label_ranks = ops.average_ranks(torch.where(mask, labels_t, torch.full_like(labels_t, float("nan"))))
+    return _Block(Evaluator(fields, cache_mb), rows, labels_t, mask, int((mask.sum(1) >= 3).sum()),
+                  label_ranks)
+
+
+def daily_rank_ic(values: Tensor, block: _Block) -> Tensor:
+    """`(D,)` daily rank IC of `(D, N)` values on the block: equal to `metrics.rank_ic(values,
+    labels, mask)`, with the labels' ranks reused on days where the formula covers every
+    labelled stock (most days), so a formula costs one ranking instead of two."""
+    valid = block.mask & torch.isfinite(values)  # (D, N) pairs that count
+    nan = torch.full_like(block.labels, float("nan"))
+    fr = ops.average_ranks(torch.where(valid, values.to(torch.float64), nan))  # (D, N)
+    lr = block.label_ranks
+    redo = (valid != block.mask).any(dim=1)  # (D,) days where the formula misses labelled stocks
+    if bool(redo.any()):
+        lr = lr.clone()
+        lr[redo] = ops.average_ranks(torch.where(valid[redo], block.labels[redo], nan[redo]))
+    return _pearson(fr, lr, valid)
+
+
+def _pearson(x: Tensor, y: Tensor, valid: Tensor) -> Tensor:
+    """`(D,)` Pearson correlation of each row over `valid`; NaN below 3 pairs or without spread
+    (the conventions of `nnafc.metrics`)."""
+    zero = torch.zeros((), dtype=x.dtype, device=x.device)
+    count = valid.sum(-1)  # (D,)
+    n = count.clamp(min=1).to(x.dtype).unsqueeze(-1)  # (D, 1)
+    mx = torch.where(valid, x, zero).sum(-1, keepdim=True) / n
+    my = torch.where(valid, y, zero).sum(-1, keepdim=True) / n
+    dx, dy = torch.where(valid, x - mx, zero), torch.where(valid, y - my, zero)  # (D, N)
+    sxy, sxx, syy = (dx * dy).sum(-1), (dx * dx).sum(-1), (dy * dy).sum(-1)
+    tol = (100 * torch.finfo(x.dtype).eps) ** 2 * count
+    ok = (count >= 3) & (sxx > tol * mx.squeeze(-1) ** 2) & (syy > tol * my.squeeze(-1) ** 2)
+    corr = (sxy / torch.where(ok, sxx * syy, torch.ones_like(sxx)).sqrt()).clamp(-1.0, 1.0)
+    return torch.where(ok, corr, torch.full_like(corr, float("nan")))
 
 
 def _score(values: Tensor, block: _Block, cfg: GPConfig) -> tuple[float, Tensor]:
@@ -494,7 +530,7 @@ def _score(values: Tensor, block: _Block, cfg: GPConfig) -> tuple[float, Tensor]
         return WORST, torch.full((block.labels.shape[0],), float("nan"))
     labelled = int(block.mask.sum())
     covered = int((block.mask & torch.isfinite(v)).sum())
-    daily = rank_ic(v, block.labels, block.mask)  # (D,) float64
+    daily = daily_rank_ic(v, block)  # (D,) float64
     if labelled == 0 or covered < cfg.min_coverage * labelled:
         return WORST, daily
     defined = torch.isfinite(daily)

@@ -13,6 +13,7 @@ import torch
 
 from nnafc import gp, ops
 from nnafc.data import make_split
+from nnafc.metrics import rank_ic
 from nnafc.simulate import simulate_market
 
 SMALL = {"population": 60, "generations": 5, "n_factors": 5, "hof_size": 25, "seed": 0}
@@ -89,6 +90,20 @@ def test_degenerate_trees_get_worst_fitness(market):
                     "sign(volume)"):  # constant +1
         assert gp.train_ic(formula, panel, split) == gp.WORST, formula
     assert np.isfinite(gp.train_ic("div(sub(high, low), volume)", panel, split))  # formula (9)
+
+
+def test_fitness_ic_equals_metrics_rank_ic(market):
+    panel, split = market
+    cfg = gp.as_config(SMALL)
+    block = gp._train_block(panel, split, cfg)
+    for formula in ("neg(div(close, delay(close, 5)))",  # full coverage: label ranks reused
+                    "log(delta(close, 1))",  # NaN on about half the stocks: label ranks redone
+                    "sign(delta(close, 1))",  # heavy ties
+                    "ts_mean(volume, 20)"):  # NaN through suspensions
+        v = block.evaluator(formula)[block.rows]
+        expected = rank_ic(v, block.labels, block.mask)
+        torch.testing.assert_close(gp.daily_rank_ic(v, block), expected, rtol=0, atol=1e-12, equal_nan=True)
+        assert torch.isfinite(expected).sum() > 100
 
 
 def test_same_seed_same_run(market, run):
