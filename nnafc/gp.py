@@ -61,7 +61,7 @@ Tensor = torch.Tensor
 __all__ = [
     "GPConfig", "GPResult", "GPFormula", "Evaluator", "Series", "WORST", "FUNCTIONS", "INPUTS",
     "as_config", "primitive_set", "parse", "to_infix", "to_rpn", "evaluate", "train_ic", "select",
-    "daily_rank_ic",
+    "daily_rank_ic", "inheritance",
     "factor_from_formula", "to_json", "from_json", "run_gp",
 ]  # fmt: skip
 
@@ -795,6 +795,32 @@ def run_gp(panel: Panel, split: Split, cfg: GPConfig | dict | None = None) -> GP
                     cache=cache_info)
 
 
+def inheritance(lineage: pd.DataFrame) -> pd.DataFrame:
+    """Does a GP child inherit its parent's IC? One row per operator (and "all").
+
+    §3.1 argues with formulas (9) -> (10) that a small edit can make a child unrelated to its
+    parent. Over the children that differ from their parent: how many (`n`), the correlation of
+    parent and child training IC, the share whose IC fell, the mean change, and the share of
+    children that failed outright (undefined IC).
+    """
+    cols = ["n", "ic_corr", "worse_share", "mean_change", "failed_share"]
+    changed = lineage[lineage["changed"]]
+
+    def row(frame: pd.DataFrame) -> dict[str, float]:
+        ok = frame.dropna(subset=["parent_ic", "child_ic"])
+        diff = ok["child_ic"] - ok["parent_ic"]
+        corr = ok["parent_ic"].corr(ok["child_ic"]) if len(ok) > 2 else np.nan
+        return {"n": len(frame), "ic_corr": corr, "worse_share": (diff < 0).mean() if len(ok) else np.nan,
+                "mean_change": diff.mean() if len(ok) else np.nan,
+                "failed_share": frame["child_ic"].isna().mean() if len(frame) else np.nan}
+
+    rows = {op: row(frame) for op, frame in changed.groupby("operator", sort=True)}
+    rows["all"] = row(changed)
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
+    out.index.name = "operator"
+    return out
+
+
 def _lineage_frame(records: list[dict], cfg: GPConfig, last_generation: int) -> pd.DataFrame:
     cols = ["generation", "operator", "parent", "parent_ic", "child", "child_ic"]
     frame = pd.DataFrame(records, columns=cols)
@@ -817,11 +843,11 @@ def select(evaluated: pd.DataFrame, panel: Panel, split: Split,
     hof = (evaluated.dropna(subset=["train_ic"])
            .sort_values(["train_ic", "formula"], ascending=[False, True], kind="stable")
            .head(cfg.hall_of_fame).reset_index(drop=True))
-    start = max(0, split.train.start - cfg.history)
     valid_days = split.valid
     probe = forward_returns(panel["close"][:valid_days.stop], cfg.horizon, last_day=valid_days.stop - 1)
     has_valid = valid_days.stop > valid_days.start and bool(np.isfinite(probe[valid_days]).any())
     scored = valid_days if has_valid else split.train
+    start = max(0, scored.start - cfg.history)  # the same warm-up as in training, not the whole past
     block = _block(panel, start, scored.stop, scored, cfg, cfg.cache_mb)
 
     ranks, valid_ic = [], []

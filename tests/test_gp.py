@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from nnafc import gp, ops
-from nnafc.data import make_split
+from nnafc.data import forward_returns, make_split
 from nnafc.metrics import rank_ic
 from nnafc.simulate import simulate_market
 
 SMALL = {"population": 60, "generations": 5, "n_factors": 5, "hof_size": 25, "seed": 0}
+SMALL_HORIZON = gp.GPConfig().horizon
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -193,6 +194,10 @@ def test_history_and_lineage(run):
     for parent, child in changed[["parent", "child"]].head(5).itertuples(index=False):
         gp.parse(parent), gp.parse(child)
     assert np.isfinite(changed["parent_ic"]).all()  # parents were selected, so they have a fitness
+    inh = gp.inheritance(lin)
+    assert inh.loc["all", "n"] == len(changed) and {"crossover", "mutation"} <= set(inh.index)
+    both = changed.dropna(subset=["parent_ic", "child_ic"])
+    assert inh.loc["all", "worse_share"] == pytest.approx((both["child_ic"] < both["parent_ic"]).mean())
 
 
 def test_factor_meta_pickle_and_json(market, run):
@@ -205,6 +210,15 @@ def test_factor_meta_pickle_and_json(market, run):
     back = gp.from_json(gp.to_json(run.factors))
     assert [g.meta for g in back] == [g.meta for g in run.factors]
     np.testing.assert_array_equal(back[0].values(panel), f.values(panel))
+
+
+def test_validation_ic_reproducible_from_the_factor(market, run):
+    """The IC selection ranked on is the one a user gets from the Factor on the whole panel."""
+    panel, split = market
+    labels = forward_returns(panel["close"], SMALL_HORIZON, last_day=split.valid.stop - 1)
+    for f in run.factors[:3]:
+        daily = rank_ic(f.values(panel)[split.valid], labels[split.valid], panel.in_universe[split.valid])
+        assert np.nanmean(daily) == pytest.approx(f.meta["valid_ic"], abs=1e-6)
 
 
 def test_time_budget_stops_the_run(market):
