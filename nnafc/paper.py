@@ -14,7 +14,7 @@ TABLE2_MSE = pd.DataFrame(
         "train": [0.00240, 0.00371, 0.00685, 0.16262, 0.00291, 0.04314, 0.05336, 0.00357],
         "test": [0.00324, 0.00635, 0.01392, 0.16525, 0.00286, 0.05257, 0.05582, 0.00352],
     },
-    index=pd.Index(["MA", "EMA", "MACD", "RSI", "TOP10", "DC", "BOLL", "PVT"], name="factor"),
+    index=pd.Index(["MA", "EMA", "MACD", "RSI", "Top10", "DC", "BOLL", "PVT"], name="factor"),  # as Table 2
 )
 
 # Table 3: buy/sell accuracy of the pre-trained network against the indicator's own rule.

@@ -68,3 +68,46 @@ def plot_ic_scatter(x: pd.Series, y: pd.Series, ax=None, title: str = ""):
     ax.plot([lo, hi], [lo, hi], ls="--", color="k", lw=1)
     ax.set(xlabel=x.name, ylabel=y.name, title=title)
     return ax
+
+
+FIELD_LABELS = ("open", "high", "low", "close", "volume")
+
+
+def plot_saliency(saliency, ax=None, title: str = "Saliency (Eq. 17)", vmax: float | None = None):
+    """Fig. 6: a (5, m) saliency map, red = positive contribution, blue = negative; x = days back."""
+    import numpy as np
+
+    ax = _axes(ax, figsize=(7.5, 2.6))
+    values = np.asarray(saliency)
+    vmax = vmax or float(np.abs(values).max()) or 1.0
+    m = values.shape[1]
+    image = ax.imshow(values, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+    ax.set_yticks(range(len(FIELD_LABELS)), FIELD_LABELS)
+    ticks = list(range(0, m, 5)) + [m - 1]
+    ax.set_xticks(ticks, [f"t-{m - 1 - t}" if t < m - 1 else "t" for t in ticks])
+    ax.set(title=title, xlabel="input day")
+    ax.grid(False)
+    ax.figure.colorbar(image, ax=ax, fraction=0.03)
+    return ax
+
+
+def plot_training_curve(curve: pd.DataFrame, ax=None, best_epoch: int | None = None):
+    """Validation rank IC per IC-training epoch, with the chosen epoch marked."""
+    ax = _axes(ax)
+    epochs = range(1, len(curve) + 1)
+    ax.plot(epochs, curve["valid_ic"], marker="o", label="validation rank IC")
+    if best_epoch:
+        ax.axvline(best_epoch, color="k", ls=":", label=f"chosen epoch {best_epoch}")
+    ax.set(xlabel="epoch", ylabel="rank IC", title="IC training (Eq. 14), model choice on validation")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_pruning(table: pd.DataFrame, ax=None):
+    """Validation IC and correlation with the seed against the pruning rate (Eq. 16)."""
+    ax = _axes(ax)
+    ax.plot(table.index, table["valid rank IC"], marker="o", label="validation rank IC")
+    ax.plot(table.index, table["rank corr with seed"], marker="s", label="rank correlation with the seed")
+    ax.set(xlabel="pruning rate", ylabel="", title="Effect of the pruning rate")
+    ax.legend(fontsize=8)
+    return ax

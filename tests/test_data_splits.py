@@ -65,3 +65,19 @@ def test_rolling_splits_errors() -> None:
         rolling_splits(DATES, "2019-01-01", n_windows=1, n_tset=5)
     with pytest.raises(DataError, match="n_windows must be >= 1"):
         rolling_splits(DATES, "2019-01-01", n_windows=0)
+
+
+def test_split_window_cuts_the_panel_around_one_split():
+    from nnafc.data import split_window
+    from nnafc.simulate import simulate_market
+
+    panel = simulate_market(n_stocks=20, n_days=600, seed=1)
+    split = make_split(panel.dates, panel.dates[200])
+    sub, local = split_window(panel, split, lookback=50, horizon=5)
+    assert len(sub.dates) == 50 + 370 + 5
+    for part in ("train", "valid", "test"):
+        assert (sub.dates[getattr(local, part)] == panel.dates[getattr(split, part)]).all()
+    np.testing.assert_array_equal(sub["close"][local.test], panel["close"][split.test])
+    edge = make_split(panel.dates, panel.dates[10])
+    sub, local = split_window(panel, edge, lookback=50)
+    assert local.train.start == 10 and sub.dates[0] == panel.dates[0]

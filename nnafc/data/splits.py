@@ -12,7 +12,7 @@ from numbers import Integral
 
 import pandas as pd
 
-from nnafc.data.panel import DataError
+from nnafc.data.panel import DataError, Panel
 
 SIZES = ("n_train", "n_valid", "n_test")
 
@@ -99,3 +99,20 @@ def _check_sizes(n_train: int, n_valid: int, n_test: int) -> None:
         raise DataError(f"split sizes must be integers, got {n_train}, {n_valid}, {n_test}")
     if n_train < 1 or n_valid < 0 or n_test < 0:
         raise DataError(f"need n_train >= 1, n_valid >= 0, n_test >= 0; got {n_train}, {n_valid}, {n_test}")
+
+
+def split_window(panel: Panel, split: Split, lookback: int = 150, horizon: int = 5) -> tuple[Panel, Split]:
+    """The panel cut to one split's span, with `lookback` days before it (windows, indicators'
+    own history) and `horizon` after (test labels), and the split re-based onto it.
+
+    Constructing on this cut costs what one split needs instead of the whole history; the
+    cut contains nothing the full panel would not give the same days.
+    """
+    start = max(0, split.train.start - lookback)
+    stop = min(len(panel.dates), split.test.stop + horizon)
+    sub = panel.slice_days(start, stop)
+
+    def shift(sl: slice) -> slice:
+        return slice(sl.start - start, sl.stop - start)
+
+    return sub, Split(shift(split.train), shift(split.valid), shift(split.test), calendar=sub.dates)
