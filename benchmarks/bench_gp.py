@@ -6,8 +6,9 @@
    plus the formulas' warm-up history), with and without the subtree cache. The formulas are
    exactly those the run in 1 scored, in the order it scored them, so the cache sees what it
    sees during a search. "values" times the `(T, N)` formula values alone, "fitness" adds the
-   daily rank IC against the 5-day forward return. Best of `--repeats` passes (cache off and
-   on alternate, so a busy neighbour on a shared machine hits both alike).
+   daily rank IC against the 5-day forward return. Rates are per CPU-second of this process
+   (one torch thread), best of `--repeats` passes with the cache off and on alternating, so
+   that a busy neighbour on a shared machine distorts neither.
 
     python benchmarks/bench_gp.py --data ../shared/data            # paper-sized run (slow)
     python benchmarks/bench_gp.py --quick                           # small run (NNAFC_DATA)
@@ -47,8 +48,11 @@ def rate(formulas: list[str], panel, split, cfg: gp.GPConfig, cache_mb: float) -
     """(values / s, fitness / s, cache counters) over `formulas` in order, from an empty cache.
 
     Fitness time = the values' time + the daily rank IC's, timed formula by formula in one pass.
+    On the CPU the clock is this process's CPU time (one thread: neighbours' load does not count);
+    on a GPU it is wall time after synchronising.
     """
     cfg = gp.as_config({**cfg.to_dict(), "cache_mb": cache_mb})
+    clock = time.perf_counter if cfg.device.startswith("cuda") else time.process_time
     block = gp._train_block(panel, split, cfg)
     gp._fitness(formulas[0], block, cfg)  # warm-up (allocator, first-call costs), not timed
     block.evaluator.clear()
@@ -56,18 +60,18 @@ def rate(formulas: list[str], panel, split, cfg: gp.GPConfig, cache_mb: float) -
     values_s = ic_s = 0.0
     for f in formulas:
         _sync(cfg.device)
-        t0 = time.perf_counter()
+        t0 = clock()
         try:
             v = block.evaluator(f)
         except (ValueError, RuntimeError, ArithmeticError, IndexError):
             v = None
         _sync(cfg.device)
-        t1 = time.perf_counter()
+        t1 = clock()
         if v is not None:
             gp._score(v, block, cfg)
         _sync(cfg.device)
         values_s += t1 - t0
-        ic_s += time.perf_counter() - t1
+        ic_s += clock() - t1
     counters = {"hits": block.evaluator.hits, "misses": block.evaluator.misses}
     block.evaluator.clear()
     return len(formulas) / values_s, len(formulas) / (values_s + ic_s), counters
@@ -83,12 +87,11 @@ def main() -> None:
     ap.add_argument("--formulas", type=int, default=None, help="formulas timed per measurement")
     ap.add_argument("--repeats", type=int, default=2, help="passes per setting, cache off/on alternating; "
                     "the best is reported (the machine may be shared)")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (CPU-time rates assume 1)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # one thread by default: CPU time then measures the work
     root = data_dir(args.data)
     if root is None:
         raise SystemExit("no data: pass --data or set NNAFC_DATA")
@@ -104,14 +107,14 @@ def main() -> None:
     csi, csi_split, load_s = load(root, "csi300", start, cfg.history)
     print(f"CSI 300: {csi} loaded in {load_s:.1f} s; {csi_split}")
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = gp.run_gp(csi, csi_split, cfg)
-    run_s = time.perf_counter() - t0
+    run_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     h = res.history
     print(f"\n[1] 50-factor GP run on CSI 300: population {population}, {generations} generations, "
           f"hall of fame {cfg.hall_of_fame}")
-    print(f"    {run_s:.1f} s = {run_s / 3600:.3f} h (paper: 0.215 h); search {h['seconds'].iloc[-1]:.1f} s, "
-          f"selection {run_s - h['seconds'].iloc[-1]:.1f} s")
+    print(f"    {run_s:.1f} s = {run_s / 3600:.3f} h wall, {cpu_s:.1f} CPU-s (paper: 0.215 h); "
+          f"search {h['seconds'].iloc[-1]:.1f} s, selection {run_s - h['seconds'].iloc[-1]:.1f} s")
     print(f"    {len(res.evaluated):,} distinct formulas scored ({h['evaluations'].sum():,}), "
           f"{res.evaluated['train_ic'].isna().mean():.0%} degenerate; subtree cache hit rate "
           f"{res.cache['hits'] / max(1, res.cache['hits'] + res.cache['misses']):.0%}")
@@ -125,7 +128,7 @@ def main() -> None:
     del res
     ashare, ashare_split, load_s = load(root, "all", start, cfg.history)
     print(f"\nall A-shares: {ashare} loaded in {load_s:.1f} s")
-    print(f"\n[2] formula evaluations per second, the first {len(formulas)} formulas of run [1] in order")
+    print(f"\n[2] formula evaluations per CPU-second, the first {len(formulas)} formulas of run [1] in order")
     head = f"{'universe':<12} {'(T, N)':<12} {'cache':<6} {'values/s':>9} {'fitness/s':>10} {'hit rate':>9}"
     print(f"    {head}")
     for name, panel, split in (("CSI 300", csi, csi_split), ("all A-shares", ashare, ashare_split)):

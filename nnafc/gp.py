@@ -117,7 +117,8 @@ class GPConfig:
     hof_size: int | None = None  # hall of fame re-ranked on validation; None: 5 x n_factors
     corr_threshold: float = 0.9  # keep a factor only if |corr| with every kept one is below this
     horizon: int = 5  # label: the h-day forward return (Eq. 12), as NNAFC
-    history: int = 100  # days before the training start fed to the formulas (window warm-up)
+    history: int = 100  # days before the scored (training / validation) days fed to the formulas:
+    #   their windows' warm-up; a formula whose nested windows reach further is NaN on early days
     min_coverage: float = 0.5  # share of labelled (stock, day) pairs a tree must cover, else WORST
     min_ic_days: float = 0.5  # share of labelled days whose IC must be defined, else WORST
     seed: int = 0  # seeds random (all DEAP draws) and torch: same seed + data -> same factors
