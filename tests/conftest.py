@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(1)  # the tests' tensors are small: one thread is fastest and deterministic
 
 
 def _data_dir() -> Path | None:
