@@ -6,9 +6,9 @@
    plus the formulas' warm-up history), with and without the subtree cache. The formulas are
    exactly those the run in 1 scored, in the order it scored them, so the cache sees what it
    sees during a search. "values" times the `(T, N)` formula values alone, "fitness" adds the
-   daily rank IC against the 5-day forward return. Rates are per CPU-second of this process
-   (one torch thread), best of `--repeats` passes with the cache off and on alternating, so
-   that a busy neighbour on a shared machine distorts neither.
+   daily rank IC against the 5-day forward return. Rates are per user CPU-second of this
+   process (one torch thread), best of `--repeats` passes with the cache off and on
+   alternating, so that a busy neighbour on a shared machine distorts neither.
 
     python benchmarks/bench_gp.py --data ../shared/data            # paper-sized run (slow)
     python benchmarks/bench_gp.py --quick                           # small run (NNAFC_DATA)
@@ -35,6 +35,12 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _user_time() -> float:
+    """User CPU seconds of this process. Kernel time is left out: it is mostly page faults of the
+    ops' large window temporaries, and varied by up to 2x between identical passes here."""
+    return os.times().user
+
+
 def load(root, universe: str, start: pd.Timestamp, history: int):
     """One year of training days from `start`, 30 validation days, and `history` days before."""
     t0 = time.perf_counter()
@@ -48,11 +54,11 @@ def rate(formulas: list[str], panel, split, cfg: gp.GPConfig, cache_mb: float) -
     """(values / s, fitness / s, cache counters) over `formulas` in order, from an empty cache.
 
     Fitness time = the values' time + the daily rank IC's, timed formula by formula in one pass.
-    On the CPU the clock is this process's CPU time (one thread: neighbours' load does not count);
-    on a GPU it is wall time after synchronising.
+    On the CPU the clock is this process's user CPU time (one thread: neighbours' load does not
+    count); on a GPU it is wall time after synchronising.
     """
     cfg = gp.as_config({**cfg.to_dict(), "cache_mb": cache_mb})
-    clock = time.perf_counter if cfg.device.startswith("cuda") else time.process_time
+    clock = time.perf_counter if cfg.device.startswith("cuda") else _user_time
     block = gp._train_block(panel, split, cfg)
     gp._fitness(formulas[0], block, cfg)  # warm-up (allocator, first-call costs), not timed
     block.evaluator.clear()
@@ -128,7 +134,8 @@ def main() -> None:
     del res
     ashare, ashare_split, load_s = load(root, "all", start, cfg.history)
     print(f"\nall A-shares: {ashare} loaded in {load_s:.1f} s")
-    print(f"\n[2] formula evaluations per CPU-second, the first {len(formulas)} formulas of run [1] in order")
+    print(f"\n[2] formula evaluations per user CPU-second, the first {len(formulas)} formulas of run [1], "
+          "in order")
     head = f"{'universe':<12} {'(T, N)':<12} {'cache':<6} {'values/s':>9} {'fitness/s':>10} {'hit rate':>9}"
     print(f"    {head}")
     for name, panel, split in (("CSI 300", csi, csi_split), ("all A-shares", ashare, ashare_split)):
