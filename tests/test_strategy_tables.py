@@ -184,7 +184,8 @@ def test_intervals_costs_and_commentary(runs, market):
 # ----------------------------------------------------------------------------- Table 5
 
 
-def test_table5_shows_schemes_not_run_beside_the_paper(cfg):
+def test_table5_shows_schemes_not_run_beside_the_paper(cfg, monkeypatch):
+    monkeypatch.delenv("NNAFC_DATA", raising=False)  # invented weekdays: no real index file may be read
     panel = make_market(t=1400, start="2014-06-02", simulated=False)
     bench = st.benchmarks(panel)
     splits = st.table5_windows(panel)
