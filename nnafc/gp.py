@@ -15,9 +15,10 @@ the prior-knowledge library could have contained, and it can be evaluated on any
   fails, covers too few stocks or defines too few days' IC gets `WORST` (-inf): never a crash.
 - **Search.** Tournament selection, one-point crossover, uniform subtree mutation (`genFull`),
   static limits on height and size, all seeded; stops at `generations` or the wall-clock budget.
-- **Speed.** A tree is evaluated on the whole `(T, N)` block at once; every subtree's value is
-  memoised by its string in a bounded LRU shared across the run (children share most of their
-  parents' subtrees), and each formula's fitness is computed once.
+- **Speed.** A tree is evaluated on the whole `(T, N)` block at once; the values of its costly
+  subtrees (rolling windows, cross-sectional ranks) are memoised by their string in a bounded
+  LRU shared across the run (children share subtrees with their parents), each formula's
+  fitness is computed once, and the labels are ranked once for all formulas.
 - **Selection.** The hall of fame (the best `hof_size` distinct formulas by training IC) is
   ranked by validation rank IC and filtered greedily so that no two kept factors' validation
   values correlate (mean daily Spearman) at |corr| >= `corr_threshold`.
