@@ -47,6 +47,17 @@ class Chapter:
         )
 
 
+def _inline_figures() -> None:
+    """Figures as cell outputs even when MPLBACKEND (e.g. Agg) is set in the environment."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and "IPKernelApp" in shell.config:
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 -- libraries that draw from the global RNG
@@ -65,6 +76,7 @@ def setup(
     """Load the chapter's panel (real data when configured, else the simulated market)."""
     from nnafc.plotting import use_style
 
+    _inline_figures()
     use_style()
     seed_everything(seed)
     if device.startswith("cuda") and not torch.cuda.is_available():
