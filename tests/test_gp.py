@@ -178,6 +178,8 @@ def test_correlation_filter_removes_duplicates(market):
     assert dropped["reason"].str.startswith("|corr|").all()
     assert table["max_corr"].max() < 0.9
     assert {f.name for f in factors} == set(table["name"])
+    rounds = gp.select(cands, panel, split, {"n_factors": 2, "hof_size": 2})[2]
+    assert list(rounds["round"]) == [1, 1, 2, 2] and rounds["kept"].sum() == 2  # a 2nd round fills up
     no_valid = make_split(panel.dates, panel.dates[60], n_train=180, n_valid=0, n_test=0)
     assert gp.select(cands, panel, no_valid, {"n_factors": 4})[3] == "train"  # falls back, says so
 
