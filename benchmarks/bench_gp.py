@@ -125,7 +125,8 @@ def main() -> None:
           f"{res.evaluated['train_ic'].isna().mean():.0%} degenerate; subtree cache hit rate "
           f"{res.cache['hits'] / max(1, res.cache['hits'] + res.cache['misses']):.0%}")
     valid = res.table["valid_ic"]
-    print(f"    best train rank IC {res.evaluated['train_ic'].max():.4f}; {len(res.factors)} factors kept, "
+    print(f"    best train rank IC {res.evaluated['train_ic'].max():.4f}; {len(res.factors)} factors kept of "
+          f"{len(res.hall_of_fame)} screened ({res.hall_of_fame['round'].max()} hall-of-fame rounds), "
           f"validation rank IC mean {valid.mean():.4f}, best {valid.max():.4f}")
     for row in res.table.head(3).itertuples():
         print(f"      {row.infix}   (train {row.train_ic:.4f}, valid {row.valid_ic:.4f})")
