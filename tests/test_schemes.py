@@ -46,3 +46,16 @@ def test_inheritance_tables(run_and_split):
     assert list(summary.index) == ["GP child vs parent", "NNAFC factor vs seed"]
     assert summary.loc["NNAFC factor vs seed", "n"] == 4
     assert len(schemes.nnafc_inheritance(run)) == 4
+
+
+def test_rolling_table_has_each_window_and_the_mean():
+    panel = simulate_market(n_stocks=30, n_days=500, seed=5)
+    starts = [str(panel.dates[120].date()), str(panel.dates[180].date())]
+    table, runs = schemes.rolling_scheme_table(
+        panel, starts, n_factors=2, gp_cfg={"population": 20, "generations": 1},
+        construct_cfg={"epochs": 1, "pretrain_epochs": 1}, n_train=120, n_valid=20, n_test=40,
+    )
+    assert set(runs) == set(starts)
+    assert list(table.index.get_level_values(0).unique()) == [*starts, "mean"]
+    np.testing.assert_allclose(table.loc["mean", "IC"].to_numpy(),
+                               (table.loc[starts[0], "IC"] + table.loc[starts[1], "IC"]).to_numpy() / 2)

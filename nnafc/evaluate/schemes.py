@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from nnafc import construct, gp, metrics, pk
-from nnafc.data import Panel, Split, forward_returns
+from nnafc.data import Panel, Split, forward_returns, make_split
 from nnafc.factor import Factor
 from nnafc.ops import average_ranks
 
@@ -110,3 +110,21 @@ def inheritance_summary(run: SchemeRun) -> pd.DataFrame:
                             "worse_share": [float((after < before).mean()) if len(nn) else np.nan]},
                            index=["NNAFC factor vs seed"])
     return pd.concat([gp_side, nn_side])
+
+
+def rolling_scheme_table(panel: Panel, train_starts: list[str], n_factors: int = 10,
+                         gp_cfg: dict | None = None, construct_cfg: dict | None = None,
+                         **sizes: int) -> tuple[pd.DataFrame, dict]:
+    """Table 4 on rolling 250/30/90-day windows: one row per (window, scheme) and their mean.
+
+    Returns the table (index: window start or "mean", scheme) and the runs by window start.
+    """
+    frames, runs = {}, {}
+    for start in train_starts:
+        split = make_split(panel.dates, start, **sizes)
+        runs[start] = run = run_schemes(panel, split, n_factors, gp_cfg, construct_cfg)
+        frames[str(split.dates()["train"][0].date())] = scheme_table(run, panel, split)
+    table = pd.concat(frames, names=["train start"])
+    mean = table.groupby(level="scheme", sort=False).mean()
+    table = pd.concat([table, pd.concat({"mean": mean}, names=["train start"])])
+    return table, runs
