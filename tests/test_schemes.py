@@ -1,61 +1,143 @@
-"""Table 4's schemes on a small simulated market: all three built, measured on test days only."""
+"""Table 4's schemes on a small simulated market: all three built, measured on test days only,
+stored in and re-loaded from a zoo; the inheritance measures on constructed cases."""
+
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from nnafc.data import make_split
+from nnafc import paper
 from nnafc.evaluate import schemes
 from nnafc.simulate import simulate_market
 
+SIZES = {"n_train": 120, "n_valid": 20, "n_test": 40}
+SMALL = {"n_factors": 2, "gp_cfg": {"population": 24, "generations": 2},
+         "construct_cfg": {"epochs": 2, "pretrain_epochs": 1}}
+
 
 @pytest.fixture(scope="module")
-def run_and_split():
-    panel = simulate_market(n_stocks=40, n_days=520, seed=4)
-    split = make_split(panel.dates, panel.dates[120], n_train=150, n_valid=30, n_test=60)
-    run = schemes.run_schemes(panel, split, n_factors=2, gp_cfg={"population": 30, "generations": 1},
-                              construct_cfg={"epochs": 2, "pretrain_epochs": 1})
-    return panel, split, run
+def panel():
+    return simulate_market(n_stocks=30, n_days=480, seed=5)
 
 
-def test_every_scheme_has_its_factors(run_and_split):
-    _, _, run = run_and_split
+@pytest.fixture(scope="module")
+def rolled(panel, tmp_path_factory):
+    zoo = tmp_path_factory.mktemp("zoo")
+    starts = schemes.window_starts(panel, ["a", "b"], **SIZES)
+    return schemes.rolling_schemes(panel, starts, zoo=zoo, **SMALL, **SIZES), zoo, starts
+
+
+def test_every_scheme_has_its_factors(rolled):
+    run = rolled[0].last
     assert [len(run.factors[s]) for s in schemes.SCHEMES] == [2, 2, 2]
     assert all(f.origin == "gp" for f in run.factors["Only GP"])
-    assert all(f.origin == "nnafc" for f in run.factors["GP and NNAFC"] + run.factors["Only NNAFC"])
-    # GP and NNAFC factors were seeded by the GP formulas, in order
+    assert all(f.origin == "nnafc" for s in schemes.NNAFC_SCHEMES for f in run.factors[s])
+    # GP and NNAFC factors were seeded by the GP formulas, in order; Only NNAFC by the PK spread
     assert [f.meta["seed"] for f in run.factors["GP and NNAFC"]] == [f.name for f in run.factors["Only GP"]]
+    assert [f.meta["seed"] for f in run.factors["Only NNAFC"]] == schemes.spread_pk_seeds(2)
 
 
-def test_scheme_table_measures_test_days(run_and_split):
-    panel, split, run = run_and_split
-    table = schemes.scheme_table(run, panel, split)
-    assert list(table.index) == list(schemes.SCHEMES)
+def test_rolling_table_has_each_window_and_the_mean(rolled):
+    rolling, _, starts = rolled
+    table = rolling.table
+    windows = list(rolling.runs)
+    assert len(windows) == len(starts) == 2
+    assert list(table.index.get_level_values(0).unique()) == [*windows, "mean"]
     assert np.isfinite(table[["IC", "ICIR", "diversity"]].to_numpy()).all()
-    # corrupting the test days' prices changes the measured IC: it is an out-of-sample number
-    moved = panel.fields["close"].copy()
-    moved[split.test] = moved[split.test][:, np.random.default_rng(0).permutation(moved.shape[1])]
-    from dataclasses import replace
-
-    shuffled = replace(panel, fields={**panel.fields, "close": moved})
-    assert not np.allclose(schemes.scheme_table(run, shuffled, split)["IC"], table["IC"])
-
-
-def test_inheritance_tables(run_and_split):
-    _, _, run = run_and_split
-    summary = schemes.inheritance_summary(run)
-    assert list(summary.index) == ["GP child vs parent", "NNAFC factor vs seed"]
-    assert summary.loc["NNAFC factor vs seed", "n"] == 4
-    assert len(schemes.nnafc_inheritance(run)) == 4
+    np.testing.assert_allclose(rolling.mean["IC"].to_numpy(),
+                               (table.loc[windows[0], "IC"] + table.loc[windows[1], "IC"]).to_numpy() / 2)
+    # Table 4's IC is the mean of the factors' test IC
+    first = rolling.per_factor[rolling.per_factor["window"] == windows[0]]
+    np.testing.assert_allclose(table.loc[windows[0], "IC"].to_numpy(),
+                               first.groupby("scheme", sort=False)["test IC"].mean().to_numpy())
+    assert set(rolling.formulas["window"]) == set(windows)
+    text = schemes.table4_commentary(rolling, paper.TABLE4_SCHEMES, 2, simulated=True)
+    assert "simulated market" in text and "of 2 window(s)" in text
 
 
-def test_rolling_table_has_each_window_and_the_mean():
-    panel = simulate_market(n_stocks=30, n_days=500, seed=5)
-    starts = [str(panel.dates[120].date()), str(panel.dates[180].date())]
-    table, runs = schemes.rolling_scheme_table(
-        panel, starts, n_factors=2, gp_cfg={"population": 20, "generations": 1},
-        construct_cfg={"epochs": 1, "pretrain_epochs": 1}, n_train=120, n_valid=20, n_test=40,
-    )
-    assert set(runs) == set(starts)
-    assert list(table.index.get_level_values(0).unique()) == [*starts, "mean"]
-    np.testing.assert_allclose(table.loc["mean", "IC"].to_numpy(),
-                               (table.loc[starts[0], "IC"] + table.loc[starts[1], "IC"]).to_numpy() / 2)
+def test_table4_reads_the_test_days(rolled):
+    run = rolled[0].last
+    table = schemes.scheme_table(run)
+    moved = run.panel.fields["close"].copy()
+    test = run.split.test
+    moved[test] = moved[test][:, np.random.default_rng(0).permutation(moved.shape[1])]
+    shuffled = replace(run, panel=replace(run.panel, fields={**run.panel.fields, "close": moved}), _values={})
+    assert not np.allclose(schemes.scheme_table(shuffled)["IC"], table["IC"])
+    # ...and only them: prices after the last validation day do not move the training / validation ICs
+    before, after = schemes.factor_ics(run), schemes.factor_ics(shuffled)
+    gp_rows = before["scheme"] == "Only GP"  # formulas: values read only past prices
+    pd.testing.assert_frame_equal(before.loc[gp_rows, ["train IC", "valid IC"]],
+                                  after.loc[gp_rows, ["train IC", "valid IC"]])
+
+
+def test_a_rerun_loads_the_constructed_factors_from_the_zoo(panel, rolled):
+    rolling, zoo, starts = rolled
+    again = schemes.rolling_schemes(panel, starts[-1:], zoo=zoo, **SMALL, **SIZES)
+    assert again.timings["from zoo"].tolist() == [4] and again.timings["constructed"].tolist() == [0]
+    window = list(again.runs)[0]
+    pd.testing.assert_frame_equal(again.table.loc[window], rolling.table.loc[window])
+
+
+def test_inheritance_pairs_and_summary(rolled):
+    pairs = rolled[0].pairs
+    assert set(pairs["kind"]) == {"GP child", "NNAFC update"}
+    assert (pairs["kind"] == "NNAFC update").sum() == 8  # 2 windows x 2 schemes x 2 factors
+    assert pairs.loc[pairs["kind"] == "GP child", "parent"].ne(pairs["child"]).all()
+    summary = schemes.inheritance_summary(pairs)
+    assert list(summary.index) == ["GP child", "NNAFC update"]
+    assert summary.loc["NNAFC update", "pairs"] == 8
+    assert "GP child" in schemes.inheritance_commentary(summary)
+
+
+def test_inheritance_summary_on_constructed_pairs():
+    pairs = pd.DataFrame({
+        "kind": ["a"] * 4 + ["b"] * 3,
+        "parent IC": [0.1, 0.2, 0.3, 0.4, 0.1, 0.2, 0.3],
+        "child IC": [0.11, 0.21, 0.31, np.nan, 0.0, 0.3, -0.1],
+        "value corr": [0.9, 0.8, 0.7, np.nan, 0.1, 0.2, 0.3],
+    })
+    s = schemes.inheritance_summary(pairs)
+    assert s.loc["a", "ic_corr"] == pytest.approx(1.0)
+    assert s.loc["a", "kept_share"] == 1.0 and s.loc["a", "failed_share"] == 0.25
+    assert s.loc["a", "value_corr"] == pytest.approx(0.8)
+    assert s.loc["b", "kept_share"] == pytest.approx(1 / 3)
+    assert s.loc["b", "mean_change"] == pytest.approx((-0.1 + 0.1 - 0.4) / 3)
+
+
+def test_gp_example_is_the_strong_parent_whose_mutation_lost_most():
+    lineage = pd.DataFrame({
+        "operator": ["mutation", "mutation", "crossover", "mutation"],
+        "parent": ["div(sub(high, low), volume)", "neg(close)", "neg(open)", "neg(low)"],
+        "parent_ic": [0.08, 0.09, 0.10, 0.01],
+        "child": ["div(sub(high, volume), volume)", "neg(high)", "neg(high)", "neg(open)"],
+        "child_ic": [-0.02, 0.085, -0.5, -0.5],
+        "changed": [True, True, True, True],
+    })
+    ex = schemes.gp_example(lineage, top=0.5)  # parents 0.08 and 0.09 are the strong mutations
+    assert ex["infix"].tolist() == ["(high - low) / volume", "(high - volume) / volume"]
+    assert ex["train IC"].tolist() == [0.08, -0.02]
+    assert schemes.gp_example(lineage.assign(operator="crossover")).empty
+
+
+def test_value_corr_and_period_ic_on_known_values(panel):
+    days = slice(200, 260)
+    close = panel["close"]
+    assert schemes.value_corr(close, close * 2 + 1, panel, days) == pytest.approx(1.0)
+    assert schemes.value_corr(close, -close, panel, days) == pytest.approx(-1.0)
+    # the label of a period never reads a price after its last day
+    moved = close.copy()
+    moved[days.stop:] *= np.random.default_rng(1).uniform(0.5, 2, moved[days.stop:].shape)
+    other = replace(panel, fields={**panel.fields, "close": moved})
+    same = schemes.period_ic(close, panel, days), schemes.period_ic(close, other, days)
+    np.testing.assert_array_equal(*same)
+
+
+def test_spread_pk_seeds_and_window_starts(panel):
+    assert schemes.spread_pk_seeds(1) == ["MA5"]
+    assert len(set(schemes.spread_pk_seeds(10))) == 10
+    with pytest.raises(ValueError):
+        schemes.spread_pk_seeds(51)
+    starts = schemes.window_starts(panel, ["x"] * 5, **SIZES)  # simulated: as many as fit
+    assert 1 <= len(starts) <= 5
+    assert schemes.window_starts(replace(panel, simulated=False), ["2016-01-01"]) == ["2016-01-01"]
