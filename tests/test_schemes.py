@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nnafc import paper
+from nnafc.data import make_split
 from nnafc.evaluate import schemes
 from nnafc.simulate import simulate_market
 
@@ -141,3 +142,25 @@ def test_spread_pk_seeds_and_window_starts(panel):
     starts = schemes.window_starts(panel, ["x"] * 5, **SIZES)  # simulated: as many as fit
     assert 1 <= len(starts) <= 5
     assert schemes.window_starts(replace(panel, simulated=False), ["2016-01-01"]) == ["2016-01-01"]
+
+
+def test_fewer_nnafc_factors_than_gp_formulas(panel):
+    split = make_split(panel.dates, schemes.window_starts(panel, ["a"], **SIZES)[0], **SIZES)
+    run = schemes.run_schemes(panel, split, n_factors=3, gp_cfg=SMALL["gp_cfg"],
+                              construct_cfg=SMALL["construct_cfg"], n_nnafc=1)
+    assert [len(run.factors[s]) for s in schemes.SCHEMES] == [len(run.gp_result.factors), 1, 1]
+    assert run.factors["GP and NNAFC"][0].meta["seed"] == run.factors["Only GP"][0].name  # the best GP one
+
+
+def test_strategy_returns_per_window_and_commentary(rolled):
+    from nnafc.evaluate.strategy_tables import StrategyConfig
+
+    rolling = rolled[0]
+    cfg = StrategyConfig(top_k=5, model={"max_depth": [2], "learning_rate": [0.1], "n_estimators": [20],
+                                         "seed": 0, "n_jobs": 1})
+    out = schemes.strategy_returns(rolling, cfg, None, "HS300")
+    assert list(out.index) == list(rolling.runs)
+    assert np.isfinite(out[[*schemes.SCHEMES, "HS300"]].to_numpy(dtype=float)).all()
+    assert (out["status"] == "run").all()
+    text = schemes.strategy_commentary(out, "HS300", paper.TABLE5_RETURNS)
+    assert "the paper's (Table 5) GP and NNAFC 4 of 4, Only NNAFC 4 of 4." in text

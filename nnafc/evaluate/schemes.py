@@ -25,15 +25,21 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import TqdmWarning
 
 from nnafc import construct, gp, metrics, pk
 from nnafc.data import Panel, Split, forward_returns, make_split, split_window
 from nnafc.factor import Factor
 from nnafc.ops import average_ranks
+
+if TYPE_CHECKING:
+    from nnafc.evaluate.strategy_tables import StrategyConfig
+    from nnafc.zoo import Zoo
 
 SCHEMES = ("Only GP", "GP and NNAFC", "Only NNAFC")
 NNAFC_SCHEMES = SCHEMES[1:]
@@ -100,7 +106,7 @@ class SchemeRun:
 
 
 def _construct(seed: str | Factor, panel: Panel, split: Split, cfg: construct.ConstructConfig,
-               zoo: object | None) -> tuple[Factor, bool]:
+               zoo: Zoo | None) -> tuple[Factor, bool]:
     """One NNAFC factor, from the zoo when it holds it (True) or constructed now (and stored)."""
     if zoo is None:
         return construct.construct_factor(seed, None, panel, split, cfg), False
@@ -114,12 +120,14 @@ def _construct(seed: str | Factor, panel: Panel, split: Split, cfg: construct.Co
 
 def run_schemes(panel: Panel, split: Split, n_factors: int = 10, gp_cfg: dict | None = None,
                 construct_cfg: dict | None = None, pk_seeds: Sequence[str] | None = None,
-                net: str = "fcn", zoo: str | Path | None = None, lookback: int = LOOKBACK) -> SchemeRun:
+                net: str = "fcn", zoo: str | Path | None = None, lookback: int = LOOKBACK,
+                n_nnafc: int | None = None) -> SchemeRun:
     """Build the three schemes of §4.2 on one split (FCN, as the paper's Table 4).
 
-    GP returns up to `n_factors` formulas (fewer if its correlation filter leaves fewer); each
-    seeds one "GP and NNAFC" factor. "Only NNAFC" has `n_factors` factors seeded by `pk_seeds`
-    (default: `spread_pk_seeds`). Construction `i` of a scheme uses seed `cfg.seed + i`.
+    GP returns up to `n_factors` formulas (fewer if its correlation filter leaves fewer); the
+    best `n_nnafc` of them by validation IC (default: all) each seed one "GP and NNAFC" factor.
+    "Only NNAFC" has `n_nnafc` (default `n_factors`) factors seeded by `pk_seeds` (default:
+    `spread_pk_seeds`). Construction `i` of a scheme uses seed `cfg.seed + i`.
     """
     from nnafc.zoo import Zoo  # lazily: the zoo pulls in torch.save / parquet
 
@@ -130,15 +138,16 @@ def run_schemes(panel: Panel, split: Split, n_factors: int = 10, gp_cfg: dict | 
                          **(gp_cfg or {}), "n_factors": n_factors})
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # tqdm.auto warns about missing ipywidgets inside a kernel
-        warnings.simplefilter("ignore", category=Warning)
+        warnings.simplefilter("ignore", category=TqdmWarning)
         gp_result = gp.run_gp(cut, cut_split, gcfg)
     t_gp = time.perf_counter() - t0
     gp_factors = gp_result.factors[:n_factors]
-    pk_factors = [pk.factor(name) for name in (pk_seeds or spread_pk_seeds(n_factors))[:n_factors]]
+    n_nn = n_factors if n_nnafc is None else n_nnafc
+    pk_factors = [pk.factor(name) for name in (pk_seeds or spread_pk_seeds(n_nn))[:n_nn]]
     store = Zoo(zoo) if zoo is not None else None
     built: dict[str, list[Factor]] = {}
     reused = 0
-    for scheme, seeds in (("GP and NNAFC", gp_factors), ("Only NNAFC", pk_factors)):
+    for scheme, seeds in (("GP and NNAFC", gp_factors[:n_nn]), ("Only NNAFC", pk_factors)):
         built[scheme] = []
         for i, seed in enumerate(seeds):
             seed_id = seed.name if seed.origin == "pk" else seed  # PK by name: the runner's zoo key
@@ -148,7 +157,7 @@ def run_schemes(panel: Panel, split: Split, n_factors: int = 10, gp_cfg: dict | 
     return SchemeRun(
         window=window, panel=cut, split=cut_split,
         factors={"Only GP": gp_factors, **built},
-        seeds={"GP and NNAFC": gp_factors, "Only NNAFC": pk_factors},
+        seeds={"GP and NNAFC": gp_factors[:n_nn], "Only NNAFC": pk_factors},
         gp_result=gp_result, horizon=cfg.horizon, reused=reused,
         seconds={"gp": t_gp, "nnafc": time.perf_counter() - t0 - t_gp},
     )
@@ -364,12 +373,13 @@ class Rolling:
 def rolling_schemes(panel: Panel, train_starts: Sequence[str], n_factors: int = 10,
                     gp_cfg: dict | None = None, construct_cfg: dict | None = None,
                     zoo: str | Path | None = None, diversity_days: int = 20, seed: int = 0,
-                    max_gp_pairs: int = 100, **sizes: int) -> Rolling:
-    """Run and measure the three schemes on one 250/30/90 window (`sizes`) per training start."""
+                    max_gp_pairs: int = 100, n_nnafc: int | None = None, **sizes: int) -> Rolling:
+    """Run and measure the three schemes on one 250/30/90 window (`sizes`) per training start
+    (`n_factors` GP formulas, `n_nnafc` NNAFC factors per NNAFC scheme; see `run_schemes`)."""
     frames, per_factor, pairs, formulas, timings, runs = {}, [], [], [], [], {}
     for start in train_starts:
         run = run_schemes(panel, make_split(panel.dates, start, **sizes), n_factors, gp_cfg,
-                          construct_cfg, zoo=zoo)
+                          construct_cfg, zoo=zoo, n_nnafc=n_nnafc)
         t0 = time.perf_counter()
         ics = factor_ics(run)
         frames[run.window] = scheme_table(run, ics, diversity_days, seed)
@@ -390,6 +400,24 @@ def rolling_schemes(panel: Panel, train_starts: Sequence[str], n_factors: int = 
                    pairs=pd.concat(pairs, ignore_index=True),
                    formulas=pd.concat(formulas, ignore_index=True)[cols],
                    timings=pd.DataFrame(timings).set_index("window"), runs=runs)
+
+
+def strategy_returns(rolling: Rolling, cfg: StrategyConfig, data: str | None = None,
+                     index: str = "HS300") -> pd.DataFrame:
+    """Table 5's measure on Table 4's windows: each scheme's factors traded alone by the §4.4
+    strategy (XGBoost fitted on the window's training days, tuned on its validation days), its
+    absolute return over the window's test days, and the index's over the same days."""
+    from nnafc.evaluate import strategy_tables as st  # lazily: xgboost and the backtester
+
+    frames = []
+    for window, run in rolling.runs.items():
+        sets = {s: st.cached(f, run.panel) if f else None for s, f in run.factors.items()}
+        bench = st.benchmarks(run.panel, data)
+        frames.append(st.table5(run.panel, {window: run.split}, lambda _split, sets=sets: sets, bench,
+                                cfg, index))
+    table = pd.concat(frames)
+    table.index.name = "window"
+    return table
 
 
 # ----------------------------------------------------------------------------- commentary, plot
@@ -441,6 +469,35 @@ def table4_commentary(rolling: Rolling, paper_table: pd.DataFrame, n_factors: in
         f"{', '.join(f'{spread[s]:.3f} ({s})' for s in SCHEMES if np.isfinite(spread[s]))}.",
     ]
     return "".join(text)
+
+
+def strategy_commentary(returns: pd.DataFrame, index: str, paper_table: pd.DataFrame | None = None) -> str:
+    """Which scheme's strategy earned most on average, how often each beat the index and Only
+    GP; and, from `paper_table` (Table 5), how often the paper's schemes beat Only GP."""
+    schemes_run = [s for s in SCHEMES if s in returns and returns[s].notna().any()]
+    if not schemes_run:
+        return "No scheme was traded."
+    mean = returns[schemes_run].mean()
+    beat = {s: int((returns[s] > returns[index]).sum()) for s in schemes_run}
+    order = list(mean.sort_values(ascending=False).index)
+    return (f"Mean test-window return over {len(returns)} window(s): "
+            + ", ".join(f"{s} {100 * mean[s]:+.2f} %" for s in order)
+            + f" ({index} {100 * returns[index].mean():+.2f} %). Windows beating {index}: "
+            + ", ".join(f"{s} {beat[s]}" for s in order) + ". Windows in which a scheme beats Only GP: ours "
+            + _beats_gp(returns)
+            + (f"; the paper's (Table 5) {_beats_gp(paper_table)}" if paper_table is not None else "") + ".")
+
+
+def _beats_gp(table: pd.DataFrame) -> str:
+    """"GP and NNAFC k of n, Only NNAFC k of n": windows with a higher return than Only GP."""
+    if "Only GP" not in table or table["Only GP"].isna().all():
+        return "none (Only GP not run)"
+    parts = []
+    for s in NNAFC_SCHEMES:
+        if s in table:
+            ok = table[[s, "Only GP"]].dropna()
+            parts.append(f"{s} {int((ok[s] > ok['Only GP']).sum())} of {len(ok)}")
+    return ", ".join(parts)
 
 
 def inheritance_commentary(summary: pd.DataFrame) -> str:
