@@ -59,8 +59,8 @@ def rate(formulas: list[str], panel, split, cfg: gp.GPConfig, cache_mb: float) -
     """
     cfg = gp.as_config({**cfg.to_dict(), "cache_mb": cache_mb})
     clock = time.perf_counter if cfg.device.startswith("cuda") else _user_time
-    block = gp._train_block(panel, split, cfg)
-    gp._fitness(formulas[0], block, cfg)  # warm-up (allocator, first-call costs), not timed
+    block = gp.fitness.train_block(panel, split, cfg)
+    gp.fitness.tree_fitness(formulas[0], block, cfg)  # warm-up (allocator, first-call costs), not timed
     block.evaluator.clear()
     block.evaluator.hits = block.evaluator.misses = 0
     values_s = ic_s = 0.0
@@ -74,7 +74,7 @@ def rate(formulas: list[str], panel, split, cfg: gp.GPConfig, cache_mb: float) -
         _sync(cfg.device)
         t1 = clock()
         if v is not None:
-            gp._score(v, block, cfg)
+            gp.fitness.score(v, block, cfg)
         _sync(cfg.device)
         values_s += t1 - t0
         ic_s += clock() - t1
