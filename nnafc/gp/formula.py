@@ -29,7 +29,10 @@ class Series:
     """Type tag of a `(T, N)` tensor node (windows use the built-in `int`)."""
 
 
-# name -> (function, argument types); the order is the primitive set's (it matters for seeding)
+# name -> (function, argument types); the order is the primitive set's (it matters for seeding).
+# Left out of the ops: ts_sum (= d * ts_mean), ts_cov (ts_corr up to two ts_std factors),
+# cs_zscore / cs_demean (rank-preserving at the root), ema / decay_linear / wma (other weightings
+# of ts_mean): each would add a near-synonym that dilutes the search rather than new shapes.
 FUNCTIONS: dict[str, tuple[Callable[..., Tensor], tuple[type, ...]]] = {
     "add": (ops.add, (Series, Series)),
     "sub": (ops.sub, (Series, Series)),
@@ -49,7 +52,6 @@ FUNCTIONS: dict[str, tuple[Callable[..., Tensor], tuple[type, ...]]] = {
     "ts_corr": (ops.ts_corr, (Series, Series, int)),
     "cs_rank": (ops.cs_rank, (Series,)),
 }
-
 
 
 def primitive_set(windows: Iterable[int] = GPConfig.windows) -> gp.PrimitiveSetTyped:
