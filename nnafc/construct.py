@@ -76,7 +76,8 @@ class ConstructConfig:
     epochs: int = 50  # maximum passes; early stopping on validation usually ends sooner
     steps_per_epoch: int | None = None  # batches per epoch; None: one pass over the training days
     q: int = 20  # trading days per batch (§4.1: IC averaged over 20 random trading days)
-    lr: float = 1e-3  # AdamW step size
+    lr: float = 3e-3  # AdamW step size; chosen on validation IC (all A-shares, 2016 window: 3e-3
+    #   0.121 > 1e-3 0.115; train_zscore inputs 0.028)
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     patience: int = 10  # epochs without a better validation rank IC before stopping (25 labelled
     #   validation days make a noisy IC: a short patience stops before training has moved the net)
