@@ -133,8 +133,9 @@ schemes.gp_example(rolling.last.gp_result.lineage).round(4)
 
 # %% [markdown]
 # Over many updates: the GP run's parent → child records (crossover and mutation, last
-# generations) against every NNAFC factor and its seed, on the training days. `value_corr`
-# asks whether the child still ranks stocks like its parent.
+# generations) against every NNAFC factor and its seed, on the training days — the IC both
+# processes optimise. `value_corr` (the mean daily Spearman correlation of parent and child
+# values) asks whether the child still ranks stocks like its parent.
 
 # %% tags=["nbval-check-output"]
 summary = schemes.inheritance_summary(rolling.pairs)

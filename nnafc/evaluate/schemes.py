@@ -519,7 +519,7 @@ def plot_inheritance(pairs: pd.DataFrame, axes: Sequence | None = None) -> Seque
     import matplotlib.pyplot as plt  # plotting only here: the measurements do not need it
 
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 4))
+        _, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     ax, bx = axes
     kinds = sorted(pairs["kind"].unique())
     for kind, marker in zip(kinds, "o^s", strict=False):
@@ -535,6 +535,6 @@ def plot_inheritance(pairs: pd.DataFrame, axes: Sequence | None = None) -> Seque
     data = [pairs.loc[pairs["kind"] == k, "value corr"].dropna().to_numpy() for k in kinds]
     bx.boxplot(data, tick_labels=kinds)
     bx.axhline(0, color="grey", lw=1)
-    bx.set_ylabel("mean daily Spearman, parent vs child values")
+    bx.set_ylabel("value correlation (Spearman)")
     bx.set_title("How alike are their values?")
     return axes
