@@ -81,11 +81,17 @@ def setup(
     seed_everything(seed)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but torch sees no CUDA device")
+    panel = load(data, universe, start, end, seed, simulated_stocks)
+    return Chapter(panel=panel, device=device, seed=seed)
+
+
+def load(data: str | None = None, universe: str = "csi300", start: str | None = None,
+         end: str | None = None, seed: int = 0, simulated_stocks: int = 300) -> Panel:
+    """A panel as `setup` loads it (real data when configured, else the simulated market): for a
+    chapter section that needs another universe or period than the chapter's own."""
     root = data_dir(data)
     if root is None:
         from nnafc.simulate import simulate_market
 
-        panel = simulate_market(n_stocks=simulated_stocks, seed=seed)
-    else:
-        panel = load_panel(source_for(root, universe), start=start, end=end, universe=universe)
-    return Chapter(panel=panel, device=device, seed=seed)
+        return simulate_market(n_stocks=simulated_stocks, seed=seed)
+    return load_panel(source_for(root, universe), start=start, end=end, universe=universe)

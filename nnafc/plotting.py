@@ -7,6 +7,7 @@ calls `plt.show()`: the notebook displays what it gets back.
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -110,4 +111,27 @@ def plot_pruning(table: pd.DataFrame, ax=None):
     ax.plot(table.index, table["rank corr with seed"], marker="s", label="rank correlation with the seed")
     ax.set(xlabel="pruning rate", ylabel="", title="Effect of the pruning rate")
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_quality(table: pd.DataFrame, aim: float | None = None, paper: float | None = None, ax=None):
+    """Test rank IC of every constructed factor per window, each linked to its own seed factor's."""
+    ax = _axes(ax, figsize=(8, 4))
+    windows = sorted(table["window"].unique())
+    rng = np.random.default_rng(0)  # jitter only, so overlapping points stay visible
+    for i, window in enumerate(windows):
+        g = table[table["window"] == window]
+        x = i + rng.uniform(-0.15, 0.15, len(g))
+        ax.vlines(x, g["seed test IC"], g["test IC"], color="grey", lw=0.6, alpha=0.6)
+        ax.scatter(x, g["seed test IC"], s=14, color="grey", label="seed factor" if i == 0 else None)
+        ax.scatter(x, g["test IC"], s=18, color="C0", label="constructed (FCN)" if i == 0 else None)
+        ax.hlines(g["test IC"].mean(), i - 0.3, i + 0.3, color="C0", lw=2)
+    if aim is not None:
+        ax.axhline(aim, color="C2", ls="--", lw=1, label=f"aim {aim:g}")
+    if paper is not None:
+        ax.axhline(paper, color=PAPER_COLOR, ls=":", lw=1, label=f"paper (Table 6) {paper:g}")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xticks(range(len(windows)), [f"train from\n{w}" for w in windows])
+    ax.set(ylabel="mean daily rank IC, test days", title="Constructed factors vs their seeds, out of sample")
+    ax.legend(fontsize=8, loc="best")
     return ax

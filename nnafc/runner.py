@@ -256,6 +256,11 @@ def _ray_task(job: Job, panel: Panel, root: str, threads: int | None) -> tuple[s
 
 
 def _bar(total: int, progress: bool) -> Any:
-    from tqdm.auto import tqdm
+    import warnings
 
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():  # tqdm.auto warns about missing ipywidgets inside a kernel
+        warnings.simplefilter("ignore", category=TqdmWarning)
+        from tqdm.auto import tqdm
     return tqdm(total=total, desc="factors", unit="job", disable=not progress)

@@ -1,0 +1,103 @@
+"""evaluate.quality: the study's jobs, its zoo reuse, its summary, and that `nnafc construct` pre-fills it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import jupytext
+import nbformat
+import numpy as np
+import pandas as pd
+import papermill
+import pytest
+
+from nnafc import pk
+from nnafc.construct_cli import load_construct_params, make_jobs
+from nnafc.data import Panel, load_panel
+from nnafc.evaluate import quality
+from nnafc.zoo import factor_key
+
+ROOT = Path(__file__).parents[1]
+SIZES = {"n_train": 60, "n_valid": 15, "n_test": 15}
+TINY = {"m": 10, "net_cfg": {"hidden": [8]}, "pretrain_epochs": 1, "epochs": 2, "q": 10}
+
+
+@pytest.fixture(scope="module")
+def panel(data_dir: Path) -> Panel:
+    return load_panel(data_dir / "csi300_2010_2020.parquet", start="2018-06-01", end="2019-12-31",
+                      universe="csi300")
+
+
+def test_run_constructs_then_loads_the_same_factors(panel: Panel, tmp_path: Path) -> None:
+    starts = [str(panel.dates[40].date()), str(panel.dates[140].date())]
+    first = quality.quality_run(panel, ["MA10", "RSI12"], starts, cfg=TINY, zoo=tmp_path,
+                                init_seeds=(0, 1), progress=False, **SIZES)
+    assert len(first) == 2 * 2 * 2 and not first["from zoo"].any()
+    assert list(first["window"].unique()) == starts  # one window per start, in order
+    assert set(first["init"]) == {0, 1}
+    again = quality.quality_run(panel, ["MA10", "RSI12"], starts, cfg=TINY, zoo=tmp_path,
+                                init_seeds=(0, 1), progress=False, **SIZES)
+    assert again["from zoo"].all()
+    cols = ["window", "seed", "init", "seed test IC", "valid IC", "test IC", "best epoch"]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+    # the stored ICs are the measured ones: the seed's test IC is that of the PK factor itself
+    assert first["test IC"].between(-1, 1).all() and first["seed test IC"].notna().all()
+    ma = first[(first["seed"] == "MA10")]
+    assert ma.groupby("window")["seed test IC"].nunique().eq(1).all()  # same seed, same days: one value
+
+
+def test_summary_on_a_constructed_table() -> None:
+    table = pd.DataFrame({
+        "window": ["a", "a", "b", "b"], "seed": ["x", "y", "x", "y"], "init": [0, 0, 0, 0],
+        "seed test IC": [0.00, 0.20, 0.05, 0.05], "valid IC": [0.1, 0.1, 0.2, 0.2],
+        "test IC": [0.10, 0.10, 0.06, 0.12],
+    })
+    s = quality.quality_summary(table, aim=0.1)
+    assert list(s.index) == ["a", "b", "all windows"]
+    assert s.loc["a", "test IC"] == pytest.approx(0.10) and s.loc["b", "test IC"] == pytest.approx(0.09)
+    assert s.loc["all windows", "test IC"] == pytest.approx(0.095)
+    assert s.loc["a", "std"] == pytest.approx(0.0)
+    assert s.loc["b", "std"] == pytest.approx(np.std([0.06, 0.12], ddof=1))
+    assert s.loc["a", "beats seed"] == 0.5 and s.loc["b", "beats seed"] == 1.0
+    assert s.loc["all windows", "beats seed"] == 0.75
+    assert s.loc["all windows", "factors"] == 4
+    assert bool(s.loc["a", "≥ 0.1"]) and not bool(s.loc["b", "≥ 0.1"])
+
+
+def test_init_spread_over_init_seeds() -> None:
+    table = pd.DataFrame({"window": ["a"] * 4, "init": [0, 0, 1, 1], "test IC": [0.1, 0.3, 0.0, 0.2]})
+    spread = quality.init_spread(table)
+    assert spread.loc["a", "inits"] == 2
+    assert spread.loc["a", "mean"] == pytest.approx(0.15)
+    assert spread.loc["a", "std over inits"] == pytest.approx(np.std([0.2, 0.1], ddof=1))
+
+
+def _chapter_defaults(chapter: str, tmp: Path) -> dict:
+    nb = jupytext.read(ROOT / "book" / f"{chapter}.py")
+    path = tmp / f"{chapter}.ipynb"
+    nbformat.write(nb, path)
+    return {k: ast.literal_eval(v["default"]) for k, v in papermill.inspect_notebook(str(path)).items()}
+
+
+def test_chapter_study_is_the_construct_params_file(panel: Panel, tmp_path: Path) -> None:
+    """`nnafc construct --params params/construct-quality.yaml --out <run>` fills the chapter's zoo:
+    same panel, windows, seeds and config, hence the same zoo keys."""
+    defaults = _chapter_defaults("pretraining", tmp_path)
+    params = load_construct_params(ROOT / "params" / "construct-quality.yaml")
+    assert defaults["quality_universe"] == params.universe
+    assert (defaults["quality_start"], defaults["quality_end"]) == (params.start, params.end)
+    assert params.min_history == 60  # what chapter.load uses (load_panel's default)
+    assert defaults["quality_train_starts"] == params.splits
+    assert defaults["quality_seeds"] == "table1" and params.seeds == pk.names(table1_only=True)
+    assert defaults["quality_config"] == (params.raw["config"] or {})
+    assert list(params.nets) == ["fcn"] and defaults["quality_inits"] == [0] and defaults["seed"] == 0
+    assert (params.n_train, params.n_valid, params.n_test) == (250, 30, 90)
+    # and on one panel the two paths name every factor alike
+    starts = [str(panel.dates[40].date())]
+    params.raw.update(splits=starts, **SIZES)
+    from_cli = [factor_key(j.seed, j.cfg, panel, j.split) for j in make_jobs(params, panel)]
+    cfg = {**defaults["quality_config"], "seed": defaults["seed"], "device": defaults["device"]}
+    from_chapter = [factor_key(j.seed, j.cfg, panel, j.split)
+                    for j in quality.quality_jobs(panel, params.seeds, starts, "fcn", cfg, **SIZES)]
+    assert from_cli == from_chapter
