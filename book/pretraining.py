@@ -202,6 +202,13 @@ Markdown(
 )
 
 # %% [markdown]
+# Per seed factor: the constructed factor's test IC in each window, its mean, and the seed's own
+# mean test IC (sorted by the mean):
+
+# %%
+quality.by_seed(q_table).round(4)
+
+# %% [markdown]
 # How much a window's mean test IC moves with the random initialisation of the networks (one
 # row per window; the spread columns need several `quality_inits`):
 

@@ -65,6 +65,18 @@ def test_summary_on_a_constructed_table() -> None:
     assert bool(s.loc["a", "≥ 0.1"]) and not bool(s.loc["b", "≥ 0.1"])
 
 
+def test_by_seed_on_a_constructed_table() -> None:
+    table = pd.DataFrame({
+        "window": ["a", "a", "b", "b"], "seed": ["x", "y", "x", "y"], "init": [0, 0, 0, 0],
+        "seed test IC": [0.00, 0.20, 0.04, 0.10], "test IC": [0.10, 0.02, 0.06, 0.04],
+    })
+    table_by_seed = quality.by_seed(table)
+    assert list(table_by_seed.index) == ["x", "y"]  # best mean first
+    assert table_by_seed.loc["x", "mean"] == pytest.approx(0.08)
+    assert table_by_seed.loc["y", "seed's own"] == pytest.approx(0.15)
+    assert table_by_seed.loc["y", "b"] == pytest.approx(0.04)
+
+
 def test_init_spread_over_init_seeds() -> None:
     table = pd.DataFrame({"window": ["a"] * 4, "init": [0, 0, 1, 1], "test IC": [0.1, 0.3, 0.0, 0.2]})
     spread = quality.init_spread(table)

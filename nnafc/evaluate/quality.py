@@ -101,3 +101,12 @@ def init_spread(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"inits": means.notna().sum(axis=1), "mean": means.mean(axis=1),
                          "std over inits": means.std(axis=1, ddof=1), "min": means.min(axis=1),
                          "max": means.max(axis=1)})
+
+
+def by_seed(table: pd.DataFrame) -> pd.DataFrame:
+    """Test IC per seed factor (rows) and window (columns), with the mean over windows of the
+    constructed factor and of the seed itself: which prior knowledge leads to good factors."""
+    ic = table.groupby(["seed", "window"])["test IC"].mean().unstack("window")
+    seed_ic = table.groupby("seed")["seed test IC"].mean()
+    out = ic.assign(mean=ic.mean(axis=1), **{"seed's own": seed_ic})
+    return out.sort_values("mean", ascending=False)
