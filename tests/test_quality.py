@@ -47,6 +47,22 @@ def test_run_constructs_then_loads_the_same_factors(panel: Panel, tmp_path: Path
     assert ma.groupby("window")["seed test IC"].nunique().eq(1).all()  # same seed, same days: one value
 
 
+def test_validation_grid_chooses_on_validation_only(panel: Panel, tmp_path: Path) -> None:
+    start = str(panel.dates[40].date())
+    variants = {"default": {}, "no pruning": {"prune_rate": 0.0}}
+    grid = quality.validation_grid(panel, ["MA10", "RSI12"], start, variants, cfg=TINY, zoo=tmp_path,
+                                   progress=False, **SIZES)
+    assert list(grid.index) == ["default", "no pruning"] and (grid["factors"] == 2).all()
+    assert grid["chosen"].sum() == 1
+    assert grid.loc[grid["chosen"], "valid IC"].item() == grid["valid IC"].max()
+    assert grid.loc["no pruning", "overrides"] == "prune_rate=0.0"
+    # the default variant's factors are the study's own (same zoo keys): nothing new to train
+    again = quality.quality_run(panel, ["MA10", "RSI12"], [start], cfg=TINY, zoo=tmp_path, progress=False,
+                                **SIZES)
+    assert again["from zoo"].all()
+    assert again["valid IC"].mean() == pytest.approx(grid.loc["default", "valid IC"])
+
+
 def test_summary_on_a_constructed_table() -> None:
     table = pd.DataFrame({
         "window": ["a", "a", "b", "b"], "seed": ["x", "y", "x", "y"], "init": [0, 0, 0, 0],

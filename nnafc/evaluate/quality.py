@@ -110,3 +110,28 @@ def by_seed(table: pd.DataFrame) -> pd.DataFrame:
     seed_ic = table.groupby("seed")["seed test IC"].mean()
     out = ic.assign(mean=ic.mean(axis=1), **{"seed's own": seed_ic})
     return out.sort_values("mean", ascending=False)
+
+
+def validation_grid(panel: Panel, seeds: Sequence[str], train_start: str, variants: dict[str, dict],
+                    net: str = "fcn", cfg: construct.ConstructConfig | dict | None = None,
+                    zoo: str | Path = "zoo", n_jobs: int = 1, progress: bool = True,
+                    **sizes: int) -> pd.DataFrame:
+    """Construction settings compared on one window's VALIDATION rank IC, the only one used to choose.
+
+    `variants` maps a name to ConstructConfig overrides of `cfg` ({} = `cfg` itself). One row per
+    variant: mean and std of the validation IC over `seeds`, whether it is the chosen one (highest
+    mean validation IC), and the test IC -- shown for the record, never used for the choice.
+    """
+    base = construct.as_config(cfg)
+    rows = []
+    for name, overrides in variants.items():
+        variant = replace(base, **overrides)
+        table = quality_run(panel, seeds, [train_start], net, variant, zoo=zoo, n_jobs=n_jobs,
+                            progress=progress, **sizes)
+        rows.append({"variant": name, "overrides": ", ".join(f"{k}={v}" for k, v in overrides.items()),
+                     "factors": len(table), "valid IC": table["valid IC"].mean(),
+                     "valid IC std": table["valid IC"].std(ddof=1) if len(table) > 1 else np.nan,
+                     "test IC (not used)": table["test IC"].mean()})
+    out = pd.DataFrame(rows).set_index("variant")
+    out["chosen"] = out.index == out["valid IC"].idxmax()
+    return out
