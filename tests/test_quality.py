@@ -77,6 +77,9 @@ def test_summary_on_a_constructed_table() -> None:
     assert s.loc["b", "std"] == pytest.approx(np.std([0.06, 0.12], ddof=1))
     assert s.loc["a", "beats seed"] == 0.5 and s.loc["b", "beats seed"] == 1.0
     assert s.loc["all windows", "beats seed"] == 0.75
+    table.loc[1, "seed test IC"] = -0.15  # a reversal seed: beaten as signed, not as |IC|
+    s = quality.quality_summary(table, aim=0.1)
+    assert s.loc["a", "beats seed"] == 1.0 and s.loc["a", "beats |seed|"] == 0.5
     assert s.loc["all windows", "factors"] == 4
     assert bool(s.loc["a", "≥ 0.1"]) and not bool(s.loc["b", "≥ 0.1"])
 

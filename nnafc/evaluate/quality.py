@@ -76,15 +76,18 @@ def quality_run(panel: Panel, seeds: Sequence[str], train_starts: Sequence[str],
 def quality_summary(table: pd.DataFrame, aim: float = AIM) -> pd.DataFrame:
     """Per window and over all windows: the test rank IC's mean and spread, against the seeds.
 
-    `spread` columns are over the window's factors (seed factors x init seeds); `beats seed`
-    is the share of factors whose test IC exceeds their own seed factor's on the same days.
+    `std` / `min` / `max` are over the window's factors (seed factors x init seeds); `beats seed`
+    is the share of factors whose test IC exceeds their own seed factor's on the same days, and
+    `beats |seed|` the share that also beats the seed traded the other way round (many seeds,
+    e.g. MACD, are reversal signals with a negative IC).
     """
     def stats(g: pd.DataFrame) -> pd.Series:
         test = g["test IC"]
         return pd.Series({
             "factors": len(g), "test IC": test.mean(), "std": test.std(ddof=1) if len(g) > 1 else np.nan,
             "min": test.min(), "max": test.max(), "seed test IC": g["seed test IC"].mean(),
-            "beats seed": (test > g["seed test IC"]).mean(), "valid IC": g["valid IC"].mean(),
+            "beats seed": (test > g["seed test IC"]).mean(),
+            "beats |seed|": (test > g["seed test IC"].abs()).mean(), "valid IC": g["valid IC"].mean(),
         })
 
     per_window = table.groupby("window", sort=True)[list(table.columns)].apply(stats)
