@@ -244,7 +244,7 @@ Markdown(
     f"Highest validation IC: **{chosen}** ({grid.loc[chosen, 'valid IC']:.4f}; the defaults: "
     f"{grid.loc['default', 'valid IC']:.4f})."
     + ("" if chosen == "default" else " The defaults are not the validation choice on this run's data: "
-       "the difference is within the spread over seed factors shown in the table"
+       "the difference is within the spread over seed factors shown in the table."
        if grid.loc[chosen, "valid IC"] - grid.loc["default", "valid IC"] <= grid.loc[chosen, "valid IC std"]
        else " The defaults are not the validation choice on this run's data: consider re-running with it.")
 )
