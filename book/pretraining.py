@@ -240,11 +240,13 @@ grid.round(4)
 
 # %%
 chosen = grid.index[grid["chosen"]][0]
+gain = grid.loc[chosen, "valid IC"] - grid.loc["default", "valid IC"]
+within_spread = gain <= grid.loc[chosen, "valid IC std"]
+verdict = "" if chosen == "default" else (
+    " The defaults are not the validation choice on this run's data: "
+    + ("the difference is within the spread over seed factors shown in the table." if within_spread
+       else "consider re-running with it."))
 Markdown(
     f"Highest validation IC: **{chosen}** ({grid.loc[chosen, 'valid IC']:.4f}; the defaults: "
-    f"{grid.loc['default', 'valid IC']:.4f})."
-    + ("" if chosen == "default" else " The defaults are not the validation choice on this run's data: "
-       "the difference is within the spread over seed factors shown in the table."
-       if grid.loc[chosen, "valid IC"] - grid.loc["default", "valid IC"] <= grid.loc[chosen, "valid IC std"]
-       else " The defaults are not the validation choice on this run's data: consider re-running with it.")
+    f"{grid.loc['default', 'valid IC']:.4f})." + verdict
 )
