@@ -140,7 +140,12 @@ def test_spread_pk_seeds_and_window_starts(panel):
     with pytest.raises(ValueError):
         schemes.spread_pk_seeds(51)
     starts = schemes.window_starts(panel, ["x"] * 5, **SIZES)  # simulated: as many as fit
-    assert 1 <= len(starts) <= 5
+    positions = [panel.dates.get_loc(pd.Timestamp(s)) for s in starts]
+    span = sum(SIZES.values())
+    assert positions[0] == schemes.LOOKBACK and all(np.diff(positions) == SIZES["n_test"])
+    assert all(p + span < len(panel.dates) for p in positions)  # every window fits ...
+    # ... and no more would
+    assert len(starts) == 5 or positions[-1] + SIZES["n_test"] + span >= len(panel.dates)
     assert schemes.window_starts(replace(panel, simulated=False), ["2016-01-01"]) == ["2016-01-01"]
 
 
