@@ -10,6 +10,7 @@ its traceback. Ctrl-C prints `interrupted` and exits with 130.
     nnafc data info [PATH] [--json]
     nnafc data check [PATH]
     nnafc construct --params params/construct-X.yaml [--data PATH] [--out RUN_DIR]
+    nnafc study inventory|build --params params/study.yaml [--data PATH] [--families F,..] [--windows K,..]
     nnafc book --params params/X.yaml [--data PATH] [--out RUN_DIR] [--no-render] [--force]
 
 Where data is needed: `--data` (or PATH), else the parameter file's `data`, else the
@@ -81,6 +82,29 @@ def _construct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from nnafc.study import Study, format_inventory
+
+    study = Study.load(args.params, data=args.data)
+    print(study, flush=True)
+    if args.study_command == "build":
+        table = study.build(families=_csv(args.families), windows=_csv(args.windows, int),
+                            max_minutes=args.max_minutes)
+    else:
+        table = study.inventory()
+    print(format_inventory(table))
+    return 0
+
+
+def _csv(text: str | None, kind: type = str) -> list | None:
+    if text is None:
+        return None
+    try:
+        return [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"expected a comma-separated list of {kind.__name__}s, got {text!r}") from None
+
+
 def _book(args: argparse.Namespace) -> int:
     from nnafc.book import build_book
 
@@ -123,6 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     construct.add_argument("--data", default=None, help=data_help)
     construct.add_argument("--out", default=None, help="run directory (default: runs/construct-<params>)")
     construct.set_defaults(handler=_construct)
+
+    study = commands.add_parser("study", help="the book's factor study: inventory, or build what is missing")
+    study_commands = study.add_subparsers(dest="study_command", required=True, metavar="ACTION")
+    for action, text in (("inventory", "factors per family and window: present, missing, cost"),
+                         ("build", "construct what is missing (resumable; GP sets first)")):
+        sub = study_commands.add_parser(action, help=text)
+        sub.add_argument("--params", default="params/study.yaml", help="study parameter file (YAML)")
+        sub.add_argument("--data", default=None,
+                         help="data directory (default: the file's data, else NNAFC_DATA)")
+        if action == "build":
+            sub.add_argument("--families", default=None, help="comma-separated families (default: all)")
+            sub.add_argument("--windows", default=None, help="comma-separated window numbers (default: all)")
+            sub.add_argument("--max-minutes", type=float, default=None,
+                             help="start no new work after this many minutes (run again to continue)")
+        sub.set_defaults(handler=_study)
 
     book = commands.add_parser("book", help="execute every chapter (papermill), then render the book")
     book.add_argument("--params", required=True, help="book parameter file (YAML)")

@@ -10,6 +10,10 @@ whose key exists is a no-op, so an interrupted run resumes where it stopped.
           standardiser.npz   the fitted input standardiser (plain arrays, no pickle)
           meta.json          name, config, seed, split, pre-training report, ICs, training curve
           values.parquet     long values over the split's days: datetime, instrument, value
+                             (not in a zoo made with store_values=False, e.g. the committed study:
+                             values are recomputed from the network on load)
+    sets/<key>.json          a formula factor set (GP), `nnafc.gp.to_json` plus its metadata
+    zoo.json                 the zoo's own settings: {"store_values": bool}
 
 A directory appears only complete: it is written under a temporary name and renamed into place
 (os.replace), so a killed writer leaves no half-factor behind.
@@ -146,9 +150,18 @@ class Zoo:
 
     key = staticmethod(factor_key)
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, store_values: bool | None = None) -> None:
+        """`store_values`: whether `save` writes values.parquet by default. None: as the zoo was made
+        (its zoo.json; True for a new zoo). A setting is written to zoo.json so that every writer
+        (the runner's worker processes too) follows it."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        settings = self.root / "zoo.json"
+        stored = json.loads(settings.read_text()) if settings.is_file() else {}
+        if store_values is not None and stored.get("store_values") != store_values:
+            _atomic_write(settings, json.dumps({**stored, "store_values": store_values}, indent=1) + "\n")
+            stored["store_values"] = store_values
+        self.store_values = bool(stored.get("store_values", True))
         self._remove_orphans()
 
     def __repr__(self) -> str:
@@ -167,13 +180,14 @@ class Zoo:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "meta.json").is_file())
 
     def save(self, factor: Factor, panel: Panel, split: Split, key: str | None = None,
-             values: bool = True, overwrite: bool = False) -> str:
+             values: bool | None = None, overwrite: bool = False) -> str:
         """Write a constructed factor atomically; an existing key is kept. Returns its key.
 
         `key` defaults to `factor_key` of the factor's seed name and config on `panel` / `split`
-        (pass the key you looked up with, e.g. for a seed that is not a PK name). With `values`,
-        its values over the split's days are stored too.
+        (pass the key you looked up with, e.g. for a seed that is not a PK name). With `values`
+        (default: the zoo's `store_values`), its values over the split's days are stored too.
         """
+        values = self.store_values if values is None else values
         if not isinstance(factor.compute, NetScorer):
             raise ValueError(f"factor {factor.name!r} was not constructed by nnafc.construct (origin "
                              f"{factor.origin!r}); the zoo stores networks")
@@ -260,6 +274,44 @@ class Zoo:
                 "test_ic", "best_epoch", "seconds"]
         return pd.DataFrame(rows, columns=cols)
 
+    # ---- formula factor sets (GP): no network, a JSON list of formulas
+
+    def _set_path(self, key: str) -> Path:
+        return self.path(key).parent / "sets" / f"{key}.json"
+
+    def has_set(self, key: str) -> bool:
+        return self._set_path(key).is_file()
+
+    def set_keys(self) -> list[str]:
+        d = self.root / "sets"
+        return sorted(p.stem for p in d.glob("*.json")) if d.is_dir() else []
+
+    def save_set(self, key: str, factors: list[Factor], meta: dict | None = None) -> str:
+        """Store formula factors (GP) under `key`, atomically; an existing key is kept."""
+        from nnafc.gp import to_json
+
+        path = self._set_path(key)
+        if not path.is_file():
+            path.parent.mkdir(exist_ok=True)
+            body = {"key": key, "format": FORMAT, "code": nnafc.__version__, "meta": _plain(meta or {}),
+                    "factors": json.loads(to_json(list(factors)))}
+            _atomic_write(path, json.dumps(body, indent=1, sort_keys=True) + "\n")
+        return key
+
+    def set_meta(self, key: str) -> dict:
+        if not self.has_set(key):
+            raise KeyError(f"no factor set {key!r} in {self.root}")
+        return json.loads(self._set_path(key).read_text())["meta"]
+
+    def load_set(self, key: str) -> list[Factor]:
+        """The stored formula factors (parsed, never eval-ed), in the order saved."""
+        from nnafc.gp import from_json
+
+        if not self.has_set(key):
+            raise KeyError(f"no factor set {key!r} in {self.root}")
+        body = json.loads(self._set_path(key).read_text())
+        return from_json(json.dumps(body["factors"]))
+
     def _remove_orphans(self) -> None:
         """Delete temporary directories of writers on this host that no longer run (killed mid-save).
 
@@ -272,6 +324,15 @@ class Zoo:
                 continue
             if not _alive(pid):
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,482 @@
+"""The book's factor study (`params/study.yaml`): the one place that says which factor sets the book reports.
+
+Every chapter that compares constructed factors (Tables 4-7, the quality study, clustering) asks
+the study instead of building splits or scanning zoo directories of its own:
+
+    study = Study.load("params/study.yaml", data="../shared/data")
+    study.windows()                       # [Split]: the one rolling 250/30/90 window list
+    study.factor_set("lstm", 0)           # [Factor] of window 0, loaded from the committed zoo
+    study.inventory()                     # family x window: wanted, present, missing, seconds
+    study.build(families=["fcn"], windows=[0], max_minutes=60)   # construct what is missing
+
+A **family** is a named factor set per window:
+
+- a network name (`fcn`, `lenet`, `resnet`, `lstm`, `tcn`, `transformer`, `crossconv`), or any
+  name with `net:` set (a deeper / wider variant for Fig. 8): NNAFC factors seeded by PK factors.
+  With n factors from L seed factors, factor i uses `seeds[i * L // n]` (spread over the list,
+  whose families are contiguous) when n <= L, else `seeds[i % L]` with init seed
+  `init_seed + i // L`: every (seed factor, init seed) pair is distinct, fixed before any data;
+- `gp`: one GP search per window (`nnafc.gp`), its `factors` best formulas (the "Only GP" scheme);
+- `<net>+gp`: networks seeded by that window's GP formulas ("GP and NNAFC", §4.2).
+
+Networks live in `<zoo>/<key>/` (`nnafc.zoo`; the study's zoo stores no values: they are recomputed
+on load), GP sets in `<zoo>/sets/<key>.json`. A key hashes the data, the split, the seed factor,
+the init seed, the config and the code's format, so a factor whose data or code changed is not
+found under its old key: `inventory()` reports it missing (and the stale entry as `stale`), and
+`build()` constructs it again — a changed factor is never used silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from nnafc.construct import ConstructConfig
+from nnafc.data.panel import DataError, Panel
+from nnafc.data.splits import Split, make_split, split_window
+from nnafc.factor import Factor
+from nnafc.params import ParamsError
+
+GP = "gp"
+GP_SEEDED = "+gp"  # suffix of a family whose networks are seeded by the window's GP formulas
+GP_LOOKBACK = 150  # days before a window's first training day fed to the GP search (its formulas' history)
+TOP_KEYS: dict[str, Any] = {
+    "data": None,  # file or directory; null: --data, else NNAFC_DATA
+    "universe": "all",
+    "start": None,  # first day loaded: history for the first window's inputs and seed factors
+    "end": None,
+    "min_history": 60,
+    "train_starts": None,  # first training date of each window
+    "n_train": 250,
+    "n_valid": 30,
+    "n_test": 90,
+    "zoo": "study/zoo",  # relative to the parameter file's repository (its parent's parent) or absolute
+    "init_seed": 0,
+    "config": {},  # ConstructConfig overrides shared by every network family
+    "families": None,
+    "n_jobs": 1,
+    "backend": "local",
+    "threads": None,
+    "retries": 1,
+    "progress": True,
+}
+FAMILY_KEYS = {"factors", "seeds", "net", "net_cfg", "config", "gp"}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One factor set per window: what it is built from and how."""
+
+    name: str
+    kind: str  # "nnafc" (PK-seeded networks), "gp" (a GP search) or "nnafc+gp" (GP-seeded networks)
+    factors: int  # per window
+    seeds: tuple[str, ...] = ()  # PK seed factors of an "nnafc" family
+    config: ConstructConfig | None = None  # networks' construction config (None for "gp")
+    gp: dict = field(default_factory=dict)  # GPConfig overrides of a "gp" family
+
+
+@dataclass
+class StudyParams:
+    """A validated study parameter file."""
+
+    path: Path
+    raw: dict
+    families: dict[str, Family]
+    zoo: Path
+
+    def __getattr__(self, key: str) -> Any:
+        raw = self.__dict__.get("raw", {})
+        if key in raw:
+            return raw[key]
+        raise AttributeError(key)
+
+
+def load_params(path: str | os.PathLike) -> StudyParams:
+    """Read and validate a study YAML; `ParamsError` (one line) on anything wrong, before any work."""
+    from nnafc import gp, nets, pk
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"study parameter file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level")
+    _unknown(path, "key", raw, TOP_KEYS)
+    full = {**TOP_KEYS, **raw}
+    for key in ("train_starts", "families"):
+        if not full[key]:
+            raise ParamsError(f"{path}: '{key}' is required")
+    if not isinstance(full["train_starts"], list):
+        raise ParamsError(f"{path}: train_starts must be a list of first training dates")
+    for d in full["train_starts"]:
+        try:
+            pd.Timestamp(str(d))
+        except ValueError:
+            raise ParamsError(f"{path}: train_starts entry {d!r} is not a date") from None
+    for key in ("n_train", "n_valid", "n_test", "min_history", "init_seed", "n_jobs", "retries"):
+        positive = key in ("n_train", "n_jobs")
+        if not _is_int(full[key]) or full[key] < int(positive):
+            raise ParamsError(f"{path}: {key} must be a {'positive' if positive else 'non-negative'} "
+                              f"integer, got {full[key]!r}")
+    if full["threads"] is not None and (not _is_int(full["threads"]) or full["threads"] < 1):
+        raise ParamsError(f"{path}: threads must be null or a positive integer, got {full['threads']!r}")
+    if full["backend"] not in ("local", "ray"):
+        raise ParamsError(f"{path}: backend must be 'local' or 'ray', got {full['backend']!r}")
+    if not isinstance(full["progress"], bool):
+        raise ParamsError(f"{path}: progress must be true or false, got {full['progress']!r}")
+    if not isinstance(full["config"], dict) or {"net", "net_cfg"} & set(full["config"]):
+        raise ParamsError(f"{path}: config must be a mapping of construct settings (nets go in families)")
+    if not isinstance(full["families"], dict):
+        raise ParamsError(f"{path}: families must be a mapping name -> {{factors, seeds, ...}}")
+
+    families: dict[str, Family] = {}
+    for name, spec in full["families"].items():
+        where = f"{path}: family {name!r}"
+        spec = dict(spec or {})
+        _unknown(path, f"key of family {name!r}", spec, FAMILY_KEYS)
+        n = spec.get("factors")
+        if not _is_int(n) or n < 1:
+            raise ParamsError(f"{where}: factors must be a positive integer, got {n!r}")
+        try:
+            if name == GP:
+                gp.as_config({**dict(spec.get("gp") or {}), "n_factors": n})  # validates now
+                families[name] = Family(name, "gp", n, gp=dict(spec.get("gp") or {}))
+                continue
+            seeded_by_gp = name.endswith(GP_SEEDED)
+            net = spec.get("net", name[: -len(GP_SEEDED)] if seeded_by_gp else name)
+            if net not in nets.names():
+                raise ValueError(f"unknown net {net!r} (set 'net:' for a variant); "
+                                 f"valid: {', '.join(nets.names())}")
+            cfg = ConstructConfig.from_dict({**full["config"], **dict(spec.get("config") or {}),
+                                             "net": net, "net_cfg": dict(spec.get("net_cfg") or {})})
+            if seeded_by_gp:
+                if GP not in full["families"]:
+                    raise ValueError("a '+gp' family needs the 'gp' family (its seeds) in the study")
+                families[name] = Family(name, "nnafc+gp", n, config=cfg)
+                continue
+            seeds = _seed_names(spec.get("seeds", "table1"), pk)
+            families[name] = Family(name, "nnafc", n, tuple(seeds), cfg)
+        except (ValueError, TypeError) as exc:
+            raise ParamsError(f"{where}: {exc}") from None
+    zoo = Path(full["zoo"])
+    if not zoo.is_absolute():
+        zoo = path.resolve().parent.parent / zoo  # params/<file> -> the repository root
+    return StudyParams(path, full, families, zoo)
+
+
+def _unknown(path: Path, what: str, got: dict, valid: Any) -> None:
+    import difflib
+
+    for key in got:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), list(valid), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ParamsError(f"{path}: unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _seed_names(seeds: Any, pk: Any) -> list[str]:
+    groups = {"table1": pk.names(table1_only=True), "pk50": [f.name for f in pk.pk50()], "all": pk.names()}
+    if isinstance(seeds, str):
+        if seeds not in groups:
+            raise ValueError(f"seeds must be a list of PK names or one of {list(groups)}, got {seeds!r}")
+        return groups[seeds]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, str) for s in seeds):
+        raise ValueError("seeds must be a non-empty list of PK names")
+    for s in seeds:
+        pk.get(s)  # ValueError naming the closest PK factor
+    return list(seeds)
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+@dataclass(frozen=True)
+class Member:
+    """One factor the study wants: family, window, position in the set, and how it is built."""
+
+    family: str
+    window: int
+    index: int
+    seed_factor: str | None  # PK name; None for GP formulas and GP-seeded networks (known after GP)
+    config: ConstructConfig | None
+
+
+class Study:
+    """The study's factor sets on one panel (the parameter file's data, universe and period)."""
+
+    def __init__(self, params: StudyParams, panel: Panel) -> None:
+        from nnafc.zoo import Zoo
+
+        self.params, self.panel = params, panel
+        self.zoo = Zoo(params.zoo, store_values=False)
+        self._windows = [make_split(panel.dates, str(d), n_train=params.n_train, n_valid=params.n_valid,
+                                    n_test=params.n_test) for d in params.train_starts]
+        self._gp_cache: dict[int, list[Factor]] = {}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, data: str | os.PathLike | None = None) -> Study:
+        """The study of a parameter file on its data (`data` > the file's `data` > NNAFC_DATA)."""
+        params = load_params(path)
+        return cls(params, load_panel_for(params, data))
+
+    def __repr__(self) -> str:
+        return (f"Study({self.params.path.name}: {len(self._windows)} windows, "
+                f"{', '.join(self.params.families)}; zoo {self.zoo.root})")
+
+    # ---- windows
+
+    def windows(self) -> list[Split]:
+        """The rolling train / valid / test windows every table of the book uses."""
+        return list(self._windows)
+
+    def window_frame(self) -> pd.DataFrame:
+        """First and last date of each window's periods (one row per window)."""
+        rows = []
+        for k, split in enumerate(self._windows):
+            row: dict[str, Any] = {"window": k}
+            for part, dates in split.dates().items():
+                row[f"{part} from"], row[f"{part} to"] = dates[0].date(), dates[-1].date()
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("window")
+
+    def _window(self, window: int) -> Split:
+        if not _is_int(window) or not 0 <= window < len(self._windows):
+            raise ValueError(f"window must be 0..{len(self._windows) - 1}, got {window!r}")
+        return self._windows[window]
+
+    def _family(self, family: str) -> Family:
+        if family not in self.params.families:
+            raise ValueError(f"unknown family {family!r}; the study has {', '.join(self.params.families)}")
+        return self.params.families[family]
+
+    # ---- members and keys
+
+    def members(self, family: str, window: int) -> list[Member]:
+        fam, _ = self._family(family), self._window(window)
+        if fam.kind == "gp":
+            return [Member(family, window, i, None, None) for i in range(fam.factors)]
+        out = []
+        n, n_seeds = fam.factors, len(fam.seeds)
+        for i in range(n):
+            if fam.kind == "nnafc+gp":
+                seed, shift = None, i  # GP formula i seeds it; init seeds as the "GP and NNAFC" scheme
+            elif n <= n_seeds:
+                seed, shift = fam.seeds[i * n_seeds // n], 0  # spread over the list (families are contiguous)
+            else:
+                seed, shift = fam.seeds[i % n_seeds], i // n_seeds  # every seed, then again with new inits
+            out.append(Member(family, window, i, seed,
+                              replace(fam.config, seed=self.params.init_seed + shift)))
+        return out
+
+    def _gp_key(self, window: int) -> str:
+        from nnafc.zoo import FORMAT, panel_fingerprint
+
+        split = self._window(window)
+        desc = {"format": FORMAT, "gp": self._gp_config(window).to_dict(), "lookback": GP_LOOKBACK,
+                "data": {"fingerprint": panel_fingerprint(self.panel, split.test.stop),
+                         "universe": self.panel.universe, "first_date": str(self.panel.dates[0].date())},
+                "split": {k: [str(v[0].date()), str(v[-1].date())] for k, v in split.dates().items()}}
+        blob = json.dumps(desc, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def _gp_config(self, window: int) -> Any:
+        from nnafc import gp
+
+        fam = self.params.families[GP]
+        horizon = next((f.config.horizon for f in self.params.families.values() if f.config), 5)
+        return gp.as_config({"horizon": horizon, "seed": self.params.init_seed, **fam.gp,
+                             "n_factors": fam.factors, "progress": False})
+
+    def _gp_set(self, window: int, build: bool) -> list[Factor] | None:
+        if window in self._gp_cache:
+            return self._gp_cache[window]
+        key = self._gp_key(window)
+        factors = self.zoo.load_set(key) if self.zoo.has_set(key) else None
+        if factors is None and build:
+            from nnafc import gp
+
+            cut, cut_split = split_window(self.panel, self._window(window), lookback=GP_LOOKBACK)
+            t0 = time.perf_counter()
+            result = gp.run_gp(cut, cut_split, self._gp_config(window))
+            seconds = time.perf_counter() - t0
+            factors = result.factors[: self.params.families[GP].factors]
+            self.zoo.save_set(key, factors, {"family": GP, "window": window, "seconds": seconds})
+            factors = self.zoo.load_set(key)
+        if factors is not None:
+            self._gp_cache[window] = factors
+        return factors
+
+    def _seed(self, member: Member, build: bool) -> str | Factor | None:
+        if member.seed_factor is not None:
+            return member.seed_factor
+        gp_set = self._gp_set(member.window, build)
+        if gp_set is None or member.index >= len(gp_set):
+            return None
+        return gp_set[member.index]
+
+    def _key(self, member: Member, seed: str | Factor) -> str:
+        return self.zoo.key(seed, member.config, self.panel, self._window(member.window))
+
+    # ---- what exists
+
+    def factor_set(self, family: str, window: int, build: bool = False, device: str = "cpu") -> list[Factor]:
+        """The factors of `family` on `window`, loaded from the zoo (in the study's order).
+
+        A missing factor raises `LookupError` naming the command that builds it, unless `build`
+        is set, in which case it is constructed now (and stored).
+        """
+        fam = self._family(family)
+        if fam.kind == "gp":
+            factors = self._gp_set(window, build)
+            if factors is None:
+                raise LookupError(self._missing(family, window))
+            return factors
+        out = []
+        for member in self.members(family, window):
+            seed = self._seed(member, build)
+            if seed is None:
+                if fam.kind == "nnafc+gp" and member.index > 0 and self._gp_cache.get(window) is not None:
+                    break  # GP kept fewer formulas than asked for: the set is that long
+                raise LookupError(self._missing(family, window))
+            key = self._key(member, seed)
+            if not self.zoo.has(key):
+                if not build:
+                    raise LookupError(self._missing(family, window))
+                self._construct(member, seed, key)
+            out.append(self.zoo.load(key, device=device))
+        return out
+
+    def _missing(self, family: str, window: int) -> str:
+        return (f"family {family!r} window {window} is not (fully) in {self.zoo.root}: build it with "
+                f"`nnafc study build --params {self.params.path} --families {family} --windows {window}`")
+
+    def _construct(self, member: Member, seed: str | Factor, key: str) -> None:
+        from nnafc.construct import construct_factor
+
+        factor = construct_factor(seed, None, self.panel, self._window(member.window), member.config)
+        self.zoo.save(factor, self.panel, self._window(member.window), key=key)
+
+    def inventory(self) -> pd.DataFrame:
+        """One row per (family, window): factors wanted, present, missing, and their construction
+        seconds (wall time of each factor's construction, summed: CPU-hours when each ran on one core).
+
+        `stale` (in the table's attrs) counts zoo entries no member of the study has the key of:
+        built on other data, config or code. They are never loaded.
+        """
+        rows, wanted_keys = [], set()
+        for family in self.params.families:
+            for window in range(len(self._windows)):
+                present, seconds, wanted = 0, 0.0, self.params.families[family].factors
+                if self.params.families[family].kind == "gp":
+                    key = self._gp_key(window)
+                    wanted_keys.add(key)
+                    if self.zoo.has_set(key):
+                        present = len(self.zoo.load_set(key))
+                        wanted = present  # GP's correlation filter may keep fewer than asked
+                        seconds = float(self.zoo.set_meta(key).get("seconds", 0.0))
+                else:
+                    for member in self.members(family, window):
+                        seed = self._seed(member, build=False)
+                        if seed is None:
+                            continue
+                        key = self._key(member, seed)
+                        wanted_keys.add(key)
+                        if self.zoo.has(key):
+                            present += 1
+                            seconds += float(self.zoo.meta(key).get("seconds") or 0.0)
+                rows.append({"family": family, "window": window,
+                             "train_start": self._windows[window].dates()["train"][0].date(),
+                             "wanted": wanted, "present": present, "missing": max(wanted - present, 0),
+                             "seconds": seconds})
+        table = pd.DataFrame(rows)
+        table.attrs["stale"] = sorted((set(self.zoo.keys()) | set(self.zoo.set_keys())) - wanted_keys)
+        return table
+
+    def build(self, families: Sequence[str] | None = None, windows: Sequence[int] | None = None,
+              max_minutes: float | None = None, log: Callable[[str], None] = print) -> pd.DataFrame:
+        """Construct what is missing (GP sets first: they seed the `+gp` families); returns `inventory()`.
+
+        Resumable: what is in the zoo is skipped. `max_minutes` stops starting new work after that
+        much wall time (a piece of a long build); run it again to continue.
+        """
+        from nnafc.runner import Job, run_jobs
+
+        families = list(self.params.families) if families is None else list(families)
+        windows = list(range(len(self._windows))) if windows is None else list(windows)
+        for f in families:
+            self._family(f)
+        for w in windows:
+            self._window(w)
+        rank = {"gp": 0, "nnafc": 1, "nnafc+gp": 2}  # GP sets first: they seed the "+gp" families
+        order = sorted(families, key=lambda f: rank[self.params.families[f].kind])
+        t0 = time.monotonic()
+
+        def out_of_time() -> bool:
+            return max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes
+
+        for family in order:
+            kind = self.params.families[family].kind
+            for window in windows:
+                if out_of_time():
+                    log(f"stopping after {max_minutes} min; run the same command again to continue")
+                    return self.inventory()
+                if kind == "gp":
+                    if not self.zoo.has_set(self._gp_key(window)):
+                        log(f"GP search: window {window}")
+                        self._gp_set(window, build=True)
+                    continue
+                if kind == "nnafc":
+                    jobs = [Job(m.seed_factor, m.config.net, self._window(window), m.config)
+                            for m in self.members(family, window)]
+                    log(f"{family}: window {window}, {len(jobs)} factors")
+                    run_jobs(jobs, self.panel, self.zoo, n_jobs=self.params.n_jobs,
+                             backend=self.params.backend, retries=self.params.retries,
+                             threads=self.params.threads, progress=self.params.progress)
+                    continue
+                log(f"{family}: window {window}, seeded by GP")
+                self.factor_set(family, window, build=True)
+        return self.inventory()
+
+
+def load_panel_for(params: StudyParams, data: str | os.PathLike | None = None) -> Panel:
+    """The panel of the study: its universe and period on `data` (else the file's, else NNAFC_DATA)."""
+    from nnafc.data.locate import data_dir, source_for
+    from nnafc.data.sources import load_panel
+
+    root = data_dir(data if data not in (None, "") else params.data)
+    if root is None:
+        raise DataError("the study needs real data: pass --data or set NNAFC_DATA")
+    return load_panel(source_for(root, params.universe), start=params.start, end=params.end,
+                      universe=params.universe, min_history=params.min_history)
+
+
+def format_inventory(table: pd.DataFrame) -> str:
+    """The inventory as text: per family and window, then totals and stale entries."""
+    wide = table.pivot(index="family", columns="window", values="present").astype(int)
+    wide.columns = [f"w{c}" for c in wide.columns]
+    totals = table.groupby("family", sort=False)[["wanted", "present", "missing", "seconds"]].sum()
+    totals["hours"] = totals.pop("seconds") / 3600
+    out = wide.join(totals).loc[list(dict.fromkeys(table["family"]))]
+    lines = [out.to_string(float_format=lambda v: f"{v:.2f}")]
+    lines.append(f"total: {int(totals['present'].sum())} of {int(totals['wanted'].sum())} factors, "
+                 f"{totals['hours'].sum():.2f} construction hours")
+    stale = table.attrs.get("stale", [])
+    if stale:
+        lines.append(f"stale (not used; other data, config or code): {len(stale)} entries")
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""The factor study: parameters checked before work, a tiny study built on real CSI 300 data,
+reloaded from its zoo with the stored validation ICs reproduced, resumable, stale entries reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from nnafc import construct
+from nnafc.params import ParamsError
+from nnafc.study import Study, format_inventory, load_panel_for, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = {"epochs": 1, "pretrain_epochs": 1, "patience": 1}
+
+
+def _write(path: Path, **over) -> Path:
+    params = {
+        "universe": "csi300", "start": "2018-01-02", "end": "2019-06-28",
+        "train_starts": ["2018-07-02"], "n_train": 60, "n_valid": 15, "n_test": 15,
+        "zoo": str(path.parent / "zoo"), "config": TINY_CONFIG, "n_jobs": 1, "progress": False,
+        "families": {
+            "gp": {"factors": 2, "gp": {"population": 24, "generations": 1, "history": 40}},
+            "fcn": {"factors": 2, "seeds": ["MA10", "RSI12"]},
+            "fcn+gp": {"factors": 1},
+        },
+    }
+    params.update(over)
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, data_dir) -> Study:
+    path = _write(tmp_path_factory.mktemp("study") / "study.yaml")
+    study = Study.load(path, data=data_dir)
+    study.build(log=lambda _: None)
+    return study
+
+
+def test_committed_study_parameters_are_valid() -> None:
+    params = load_params(REPO / "params" / "study.yaml")
+    assert params.zoo == REPO / "study" / "zoo"
+    assert {"gp", "fcn", "fcn+gp", "lenet", "resnet", "lstm", "tcn", "transformer"} <= set(params.families)
+    assert all(f.factors >= 10 for f in params.families.values())
+    assert len(params.train_starts) >= 3
+
+
+@pytest.mark.parametrize(("over", "message"), [
+    ({"windows": [1]}, "unknown key 'windows'"),
+    ({"n_train": "many"}, "n_train must be a positive integer"),
+    ({"train_starts": ["not a date"]}, "is not a date"),
+    ({"families": {"fnc": {"factors": 2}}}, "unknown net 'fnc'"),
+    ({"families": {"fcn": {"factors": 0}}}, "factors must be a positive integer"),
+    ({"families": {"fcn": {"factors": 2, "seeds": ["MA11"]}}}, "unknown prior-knowledge factor 'MA11'"),
+    ({"families": {"fcn": {"factors": 2, "config": {"epochz": 1}}}}, "did you mean 'epochs'"),
+    ({"families": {"fcn+gp": {"factors": 2}}}, "needs the 'gp' family"),
+    ({"families": {"gp": {"factors": 2, "gp": {"population": -1}}}}, "population"),
+])
+def test_bad_parameters_fail_in_one_line(tmp_path, over, message) -> None:
+    with pytest.raises(ParamsError, match=message) as info:
+        load_params(_write(tmp_path / "bad.yaml", **over))
+    assert "\n" not in str(info.value)
+
+
+def test_members_spread_seed_factors_then_new_inits(tmp_path, data_dir) -> None:
+    fams = {"fcn": {"factors": 5, "seeds": ["MA10", "RSI12"]}, "lstm": {"factors": 2, "seeds": "table1"}}
+    study = Study(load_params(_write(tmp_path / "s.yaml", families=fams)), _panel(data_dir))
+    fcn = study.members("fcn", 0)
+    assert [(m.seed_factor, m.config.seed) for m in fcn] == [
+        ("MA10", 0), ("RSI12", 0), ("MA10", 1), ("RSI12", 1), ("MA10", 2)]
+    lstm = study.members("lstm", 0)
+    assert [m.seed_factor for m in lstm] == ["MA5", "MACD5_35"]  # positions 0 and 9 of the 18 Table 1 seeds
+    assert {m.config.net for m in lstm} == {"lstm"}
+
+
+def _panel(data_dir):
+    from nnafc.data import load_panel
+
+    return load_panel(data_dir / "csi300_2010_2020.parquet", start="2018-01-02", end="2019-06-28",
+                      universe="csi300", min_history=60)
+
+
+def test_built_study_is_complete_and_stores_no_values(built) -> None:
+    table = built.inventory()
+    assert (table["missing"] == 0).all(), table
+    assert table.set_index("family")["present"].to_dict() == {"gp": 2, "fcn": 2, "fcn+gp": 1}
+    assert table.attrs["stale"] == []
+    assert not list(built.zoo.root.glob("*/values.parquet"))  # weights, masks, standardiser, meta only
+    assert "total: 5 of 5 factors" in format_inventory(table)
+
+
+def test_reloaded_factors_reproduce_their_stored_validation_ic(built) -> None:
+    split = built.windows()[0]
+    for family in ("fcn", "fcn+gp"):
+        for factor in built.factor_set(family, 0):
+            cfg = construct.as_config(factor.meta["config"])
+            valid = construct.prepare(built.panel, split, cfg).valid
+            values = factor.values(built.panel)  # recomputed from the stored network on the panel
+            ic = construct.mean_rank_ic(valid.pad(valid.windows.gather(values)), valid.label)
+            assert ic == pytest.approx(factor.meta["ic"]["constructed"]["valid"], abs=1e-6)
+
+
+def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
+    gp_set = built.factor_set("gp", 0)
+    seeded = built.factor_set("fcn+gp", 0)
+    assert [f.meta["seed_origin"] for f in seeded] == ["gp"]
+    assert seeded[0].meta["seed"] == gp_set[0].name
+    values = gp_set[0].values(built.panel)
+    assert np.isfinite(values[built.windows()[0].test]).any()
+
+
+def test_build_resumes_and_changed_config_is_never_used(built, tmp_path) -> None:
+    before = sorted(built.zoo.keys())
+    again = Study(built.params, built.panel).build(log=lambda _: None)  # nothing left to do
+    assert sorted(built.zoo.keys()) == before and (again["missing"] == 0).all()
+    changed = _write(built.params.path.parent / "changed.yaml", config={**TINY_CONFIG, "lr": 1e-3})
+    other = Study(load_params(changed), built.panel)
+    table = other.inventory()
+    assert table.set_index("family").loc[["fcn", "fcn+gp"], "present"].tolist() == [0, 0]
+    assert set(before) <= set(table.attrs["stale"])  # the old networks are reported, not loaded
+    with pytest.raises(LookupError, match="nnafc study build"):
+        other.factor_set("fcn", 0)
+
+
+def test_committed_study_factors_reproduce_their_validation_ic(data_dir) -> None:
+    """Every committed family: one factor per window recomputed on the shared data."""
+    params = load_params(REPO / "params" / "study.yaml")
+    if not any(params.zoo.glob("*/meta.json")):
+        pytest.skip("no factor of the study is committed yet (nnafc study build --params params/study.yaml)")
+    study = Study(params, load_panel_for(params, data_dir))
+    table = study.inventory()
+    assert not table.attrs["stale"], "committed entries whose key no longer matches: rebuild or remove them"
+    for row in table[(table["present"] > 0) & (table["family"] != "gp")].itertuples():
+        factor = study.factor_set(row.family, row.window)[0] if row.missing == 0 else None
+        if factor is None:
+            continue
+        split = study.windows()[row.window]
+        valid = construct.prepare(study.panel, split, construct.as_config(factor.meta["config"])).valid
+        ic = construct.mean_rank_ic(valid.pad(valid.windows.gather(factor.values(study.panel))), valid.label)
+        assert ic == pytest.approx(factor.meta["ic"]["constructed"]["valid"], abs=1e-5)
