@@ -41,7 +41,7 @@ from torch import nn
 from nnafc import losses, metrics, nets
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
-from nnafc.data.windows import Standardiser, Windows, forward_returns
+from nnafc.data.windows import Standardiser, Windows, period_labels
 from nnafc.factor import Factor
 
 LOSSES = ("kernel", "softrank")
@@ -294,8 +294,7 @@ def mean_rank_ic(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean daily exact rank IC over the days where it is defined (NaN if none)."""
     if pred.numel() == 0:
         return float("nan")
-    daily = daily_rank_ic(pred, target)
-    return float(np.nanmean(daily)) if np.isfinite(daily).any() else float("nan")
+    return metrics.mean_ic(daily_rank_ic(pred, target))
 
 
 # ---------------------------------------------------------------------------- the data of one split
@@ -326,7 +325,7 @@ def prepare(panel: Panel, split: Split, cfg: ConstructConfig | dict | None = Non
     sets = []
     for days in (split.train, split.valid):
         w = st.transform(cut, days)
-        y = w.gather(forward_returns(close, cfg.horizon, last_day=days.stop - 1))  # (R,)
+        y = w.gather(period_labels(close, days, cfg.horizon), first_day=days.start)  # (R,)
         sets.append(DaySet(w, y, cfg.device))
     if not _ic_days(sets[0]).size:
         raise ValueError(f"no training day has {MIN_DAY_STOCKS}+ stocks with windows and labels: "
@@ -846,7 +845,7 @@ def _test_set(panel: Panel, split: Split, st: Standardiser, cfg: ConstructConfig
     if split.test.stop <= split.test.start:
         return None
     w = st.transform(panel, split.test)
-    y = w.gather(forward_returns(panel["close"], cfg.horizon, last_day=split.test.stop - 1))
+    y = w.gather(period_labels(panel["close"], split.test, cfg.horizon), first_day=split.test.start)
     return DaySet(w, y, cfg.device)
 
 

@@ -156,6 +156,21 @@ def rank_ic(factor: Array, returns: Array, mask: Array | None = None) -> Array:
     return _daily_corr(factor, returns, mask, ranked=True)
 
 
+def period_rank_ic(values: np.ndarray, panel: Any, days: slice, horizon: int = 5) -> np.ndarray:
+    """Daily rank IC `(D,)` of `(T, N)` factor values on `days` of a panel, in its point-in-time
+    universe, against labels cut at the period's end (`nnafc.data.period_labels`: no look-ahead)."""
+    from nnafc.data.windows import period_labels  # lazily: data imports metrics' neighbours
+
+    labels = period_labels(panel["close"], days, horizon)  # (D, N)
+    return rank_ic(np.asarray(values)[days], labels, panel.in_universe[days])
+
+
+def mean_ic(daily: Array) -> float:
+    """Mean over the days with a defined IC; NaN when there is none (never a warning)."""
+    d = np.asarray(daily, dtype=np.float64)
+    return float(np.nanmean(d)) if np.isfinite(d).any() else float("nan")
+
+
 @dataclass(frozen=True)
 class ICSummary:
     """Summary of a daily IC series over its defined (non-NaN) days."""

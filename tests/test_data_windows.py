@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nnafc.data import FIELDS, DataError, Panel, load_panel
-from nnafc.data.windows import Standardiser, forward_returns
+from nnafc.data.windows import Standardiser, forward_returns, period_labels
 
 M = 10
 
@@ -53,6 +53,17 @@ def test_forward_returns_stop_at_last_day(panel: Panel) -> None:
     corrupted = close.copy()
     corrupted[last + 1:] *= 7.0  # validation/test prices must not reach training labels
     assert np.array_equal(forward_returns(corrupted, h, last_day=last), y, equal_nan=True)
+
+
+def test_period_labels_read_nothing_after_the_period(panel: Panel) -> None:
+    close, days, h = panel["close"], slice(100, 160), 5
+    y = period_labels(close, days, h)  # (D, N)
+    assert y.shape == (60, close.shape[1])
+    np.testing.assert_allclose(y[:-h], close[105:160].astype(np.float64) / close[100:155] - 1, rtol=1e-6)
+    assert np.isnan(y[-h:]).all()  # their t + h is after the period's last day
+    corrupted = close.copy()
+    corrupted[days.stop:] = 1e6
+    assert np.array_equal(period_labels(corrupted, days, h), y, equal_nan=True)
 
 
 def test_train_zscore_matches_naive(panel: Panel) -> None:

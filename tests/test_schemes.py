@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnafc import paper
+from nnafc import metrics, paper
 from nnafc.data import make_split
 from nnafc.evaluate import schemes
 from nnafc.simulate import simulate_market
@@ -130,7 +130,7 @@ def test_value_corr_and_period_ic_on_known_values(panel):
     moved = close.copy()
     moved[days.stop:] *= np.random.default_rng(1).uniform(0.5, 2, moved[days.stop:].shape)
     other = replace(panel, fields={**panel.fields, "close": moved})
-    same = schemes.period_ic(close, panel, days), schemes.period_ic(close, other, days)
+    same = metrics.period_rank_ic(close, panel, days), metrics.period_rank_ic(close, other, days)
     np.testing.assert_array_equal(*same)
 
 

@@ -2,7 +2,7 @@
 
 A `Split` holds day positions into a panel's dates, so it slices every `(T, N)` array the same
 way. Splits are contiguous and ordered: train, then valid, then test. To keep training labels
-from reading validation prices, build them with `forward_returns(close, h, last_day=...)`.
+from reading validation prices, build them with `period_labels(close, days, h)`.
 """
 
 from __future__ import annotations

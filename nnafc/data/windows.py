@@ -42,6 +42,15 @@ def forward_returns(close: np.ndarray, horizon: int = 5, last_day: int | None = 
     return out
 
 
+def period_labels(close: np.ndarray, days: slice, horizon: int = 5) -> np.ndarray:
+    """`(D, N)` labels of `days` (Eq. 12) that read no price after the period's last day.
+
+    The one label cut of the package: training labels never read validation prices, validation
+    labels never read test prices. The last `horizon` days of the period get NaN.
+    """
+    return forward_returns(close, horizon, last_day=days.stop - 1)[days]
+
+
 @dataclass
 class Windows:
     """Input windows for a set of (day, stock) rows, sorted by day (in the order asked) then stock.
@@ -57,9 +66,13 @@ class Windows:
     def __len__(self) -> int:
         return int(self.day.shape[0])
 
-    def gather(self, values: np.ndarray) -> torch.Tensor:
-        """`(R,)` float32 of a `(T, N)` array at each row's (day, stock): labels, seed factors."""
-        return torch.as_tensor(np.asarray(values)[self.day.numpy(), self.stock.numpy()], dtype=torch.float32)
+    def gather(self, values: np.ndarray, first_day: int = 0) -> torch.Tensor:
+        """`(R,)` float32 of a `(T, N)` array at each row's (day, stock): labels, seed factors.
+
+        `first_day`: the day position of `values`' first row (e.g. `period_labels` of a period).
+        """
+        rows = self.day.numpy() - first_day
+        return torch.as_tensor(np.asarray(values)[rows, self.stock.numpy()], dtype=torch.float32)
 
     def day_slices(self) -> list[tuple[int, slice]]:
         """`(day, rows)` per day: one cross-section per batch, as §3.2 samples them."""

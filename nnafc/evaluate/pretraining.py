@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from nnafc import construct, metrics, nets, pk
-from nnafc.data import Panel, Split, Standardiser, forward_returns
+from nnafc.data import Panel, Split, Standardiser
 from nnafc.evaluate.saliency import saliency_map
 
 
@@ -68,13 +68,8 @@ def best_structure(table: pd.DataFrame) -> pd.DataFrame:
 
 def split_ics(values: np.ndarray, panel: Panel, split: Split, horizon: int = 5) -> dict[str, float]:
     """Mean daily rank IC of `(T, N)` values on each part of a split, labels cut at each part's end."""
-    out = {}
-    for part in ("train", "valid", "test"):
-        days = getattr(split, part)
-        fwd = forward_returns(panel["close"], horizon, last_day=days.stop - 1)[days]
-        daily = metrics.rank_ic(values[days], fwd, panel.in_universe[days])
-        out[part] = float(np.nanmean(daily)) if np.isfinite(daily).any() else float("nan")
-    return out
+    return {part: metrics.mean_ic(metrics.period_rank_ic(values, panel, getattr(split, part), horizon))
+            for part in ("train", "valid", "test")}
 
 
 @dataclass

@@ -33,7 +33,7 @@ import torch
 from tqdm import TqdmWarning
 
 from nnafc import construct, gp, metrics, pk
-from nnafc.data import Panel, Split, forward_returns, make_split, split_window
+from nnafc.data import Panel, Split, make_split, split_window
 from nnafc.factor import Factor
 from nnafc.ops import average_ranks
 
@@ -166,20 +166,10 @@ def run_schemes(panel: Panel, split: Split, n_factors: int = 10, gp_cfg: dict | 
 # ----------------------------------------------------------------------------- measuring
 
 
-def _labels(panel: Panel, days: slice, horizon: int) -> np.ndarray:
-    """Forward returns of `days` that read no price after the period's last day (`(D, N)`)."""
-    return forward_returns(panel["close"], horizon, last_day=days.stop - 1)[days]
-
-
-def period_ic(values: np.ndarray, panel: Panel, days: slice, horizon: int = 5) -> np.ndarray:
-    """Daily rank IC of `(T, N)` values on `days`, labels cut at the period's end (`(D,)`)."""
-    return metrics.rank_ic(values[days], _labels(panel, days, horizon), panel.in_universe[days])
-
-
 def value_corr(a: np.ndarray, b: np.ndarray, panel: Panel, days: slice) -> float:
     """Mean daily Spearman correlation of two factors' values on `days`: how alike they rank stocks."""
     daily = metrics.rank_ic(a[days], b[days], panel.in_universe[days])
-    return float(np.nanmean(daily)) if np.isfinite(daily).any() else float("nan")
+    return metrics.mean_ic(daily)
 
 
 def _label(factor: Factor) -> str:
@@ -198,7 +188,8 @@ def factor_ics(run: SchemeRun) -> pd.DataFrame:
             row = {"window": run.window, "scheme": scheme, "factor": _label(f),
                    "seed": _label(seed) if seed is not None else ""}
             for period in ("train", "valid", "test"):
-                s = metrics.ic_summary(period_ic(v, run.panel, getattr(run.split, period), run.horizon))
+                days = getattr(run.split, period)
+                s = metrics.ic_summary(metrics.period_rank_ic(v, run.panel, days, run.horizon))
                 row[f"{period} IC"] = s.mean
                 if period == "test":
                     row["test ICIR"] = s.icir
@@ -275,8 +266,8 @@ def inheritance(run: SchemeRun, max_gp_pairs: int = 100, seed: int = 0) -> pd.Da
             pv, cv = run.values(parent), run.values(child)
             rows.append({"window": run.window, "kind": "NNAFC update", "operator": scheme,
                          "parent": _label(parent), "child": child.name,
-                         "parent IC": float(np.nanmean(period_ic(pv, panel, days, run.horizon))),
-                         "child IC": float(np.nanmean(period_ic(cv, panel, days, run.horizon))),
+                         "parent IC": metrics.mean_ic(metrics.period_rank_ic(pv, panel, days, run.horizon)),
+                         "child IC": metrics.mean_ic(metrics.period_rank_ic(cv, panel, days, run.horizon)),
                          "value corr": value_corr(pv, cv, panel, days)})
     return pd.DataFrame(rows, columns=["window", "kind", "operator", "parent", "child", "parent IC",
                                        "child IC", "value corr"])
@@ -338,8 +329,9 @@ def paper_formulas(run: SchemeRun) -> pd.DataFrame:
     for k, formula in PAPER_FORMULAS.items():
         v = values[k]
         rows.append({"formula": k, "infix": gp.to_infix(formula),
-                     "train IC": float(np.nanmean(period_ic(v, panel, days, run.horizon))),
-                     "valid IC": float(np.nanmean(period_ic(v, panel, run.split.valid, run.horizon))),
+                     "train IC": metrics.mean_ic(metrics.period_rank_ic(v, panel, days, run.horizon)),
+                     "valid IC": metrics.mean_ic(
+                         metrics.period_rank_ic(v, panel, run.split.valid, run.horizon)),
                      "value corr with (9)": value_corr(values["(9)"], v, panel, days)})
     return pd.DataFrame(rows).set_index("formula")
 

@@ -11,7 +11,7 @@ the prior-knowledge library could have contained, and it can be evaluated on any
   is not. Types with no primitives (windows) are always filled with a terminal (DEAP's own
   generator would fail on them).
 - **Fitness.** Mean daily rank IC on the training days, labels cut at the last training day
-  (`forward_returns(..., last_day=...)`), in the panel's point-in-time universe. A tree that
+  (`nnafc.data.period_labels`), in the panel's point-in-time universe. A tree that
   fails, covers too few stocks or defines too few days' IC gets `WORST` (-inf): never a crash.
 - **Search.** Tournament selection, one-point crossover, uniform subtree mutation (`genFull`),
   static limits on height and size, all seeded; stops at `generations` or the wall-clock budget.

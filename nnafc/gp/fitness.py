@@ -20,7 +20,7 @@ from deap import gp
 from nnafc import ops
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
-from nnafc.data.windows import forward_returns
+from nnafc.data.windows import period_labels
 from nnafc.gp.config import DTYPES, GPConfig, as_config
 from nnafc.gp.formula import FUNCTIONS, INPUTS, parse, structure
 
@@ -110,10 +110,10 @@ class Block:
     label_ranks: Tensor  # (D, N) average ranks of the labels over `mask`, reused by every formula
 
 
-def make_block(panel: Panel, start: int, stop: int, scored: slice, cfg: GPConfig, cache_mb: float) -> Block:
-    """A block whose labels read no price after day `stop - 1` (the last scored day's period end)."""
-    close = panel["close"][:stop]  # nothing after stop - 1 is read for labels
-    labels = forward_returns(close, cfg.horizon, last_day=stop - 1)[scored]  # (D, N)
+def make_block(panel: Panel, start: int, scored: slice, cfg: GPConfig, cache_mb: float) -> Block:
+    """Days [start, scored.stop) as a block; its labels read no price after the last scored day."""
+    stop = scored.stop
+    labels = period_labels(panel["close"][:stop], scored, cfg.horizon)  # (D, N)
     labels_t = torch.as_tensor(labels, dtype=torch.float64, device=cfg.device)
     mask = torch.as_tensor(panel.in_universe[scored], device=cfg.device) & torch.isfinite(labels_t)
     fields = _fields(panel, start, stop, DTYPES[cfg.dtype], cfg.device)
@@ -181,7 +181,7 @@ def tree_fitness(tree: str | gp.PrimitiveTree, block: Block, cfg: GPConfig) -> f
 
 def train_block(panel: Panel, split: Split, cfg: GPConfig) -> Block:
     start = max(0, split.train.start - cfg.history)
-    return make_block(panel, start, split.train.stop, split.train, cfg, cfg.cache_mb)
+    return make_block(panel, start, split.train, cfg, cfg.cache_mb)
 
 
 def train_ic(formula: str, panel: Panel, split: Split, cfg: GPConfig | dict | None = None) -> float:

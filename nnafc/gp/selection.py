@@ -11,7 +11,7 @@ import torch
 from nnafc import ops
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
-from nnafc.data.windows import forward_returns
+from nnafc.data.windows import period_labels
 from nnafc.factor import Factor
 from nnafc.gp.config import GPConfig, as_config
 from nnafc.gp.factors import factor_from_formula
@@ -42,11 +42,11 @@ def select(evaluated: pd.DataFrame, panel: Panel, split: Split,
               .sort_values(["train_ic", "formula"], ascending=[False, True], kind="stable")
               .reset_index(drop=True))
     valid_days = split.valid
-    probe = forward_returns(panel["close"][:valid_days.stop], cfg.horizon, last_day=valid_days.stop - 1)
-    has_valid = valid_days.stop > valid_days.start and bool(np.isfinite(probe[valid_days]).any())
+    probe = period_labels(panel["close"][:valid_days.stop], valid_days, cfg.horizon)  # (D, N)
+    has_valid = valid_days.stop > valid_days.start and bool(np.isfinite(probe).any())
     scored = valid_days if has_valid else split.train
     start = max(0, scored.start - cfg.history)  # the same warm-up as in training, not the whole past
-    block = make_block(panel, start, scored.stop, scored, cfg, cfg.cache_mb)
+    block = make_block(panel, start, scored, cfg, cfg.cache_mb)
 
     rounds: list[pd.DataFrame] = []
     kept: list[tuple[str, float, float, float]] = []  # formula, train IC, valid IC, max |corr|

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnafc.data import forward_returns
+from nnafc.data import period_labels
 from nnafc.data.panel import DataError, Panel
 from nnafc.factor import Factor
 
@@ -67,8 +67,7 @@ def make_labels(panel: Panel, days: slice, horizon: int = 5, top: float = 0.3,
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 trading day, got {horizon}")
     start, stop = _check_days(days, panel.shape[0])
-    forward = forward_returns(panel["close"], horizon=horizon, last_day=stop - 1)  # (T, N)
-    forward = np.asarray(forward)[start:stop]  # (D, N)
+    forward = period_labels(panel["close"], slice(start, stop), horizon)  # (D, N)
     return rank_labels(forward, panel.in_universe[start:stop], top=top, bottom=bottom)
 
 
