@@ -202,12 +202,12 @@ Markdown(
     f"(spread over seed factors: std {overall['std']:.4f}, "
     f"range {overall['min']:.4f} … {overall['max']:.4f}; paper's FCN: {paper_fcn}; aim ≥ {quality.AIM}), "
     + ("reaching the aim" if short <= 0 else f"**{short:.4f} short of the aim**")
-    + f". Their seed factors average {overall['seed test IC']:.4f} on the same days; "
-    f"{overall['beats seed']:.0%} of the constructed factors beat their own seed "
-    f"({overall['beats |seed|']:.0%} beat it even when the seed is traded the other way round, as a "
+    + f". Their seed factors average {overall['seed factor test IC']:.4f} on the same days; "
+    f"{overall['beats seed factor']:.0%} of the constructed factors beat their own seed "
+    f"({overall['beats |seed factor|']:.0%} beat it even when the seed is traded the other way round, as a "
     "reversal signal). Per window, the mean "
     f"test IC ranges from {windows['test IC'].min():.4f} to {windows['test IC'].max():.4f} "
-    f"(the seeds': {windows['seed test IC'].min():.4f} to {windows['seed test IC'].max():.4f})."
+    f"(the seeds': {windows['seed factor test IC'].min():.4f} to {windows['seed factor test IC'].max():.4f})."
 )
 
 # %% [markdown]

@@ -726,8 +726,8 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
     meta = {
         "config": cfg.to_dict(),
         "net": nets.config_dict(model),
-        "seed": seed_f.name,
-        "seed_origin": seed_f.origin,
+        "seed_factor": seed_f.name,
+        "seed_factor_origin": seed_f.origin,
         "split": {k: [str(v[0].date()), str(v[-1].date())] if len(v) else [] for k, v in dates.items()},
         "universe": panel.universe,
         "simulated": panel.simulated,
@@ -736,7 +736,7 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
         "pretrain_holdout": "valid",
         "pruned": {k: float(1 - v.mean()) for k, v in masks.items()},
         "training": training.to_dict(),
-        "ic": {"seed": seed_ic, "pretrained": pretrained, "constructed": constructed},
+        "ic": {"seed_factor": seed_ic, "pretrained": pretrained, "constructed": constructed},
         "seconds": construct_seconds,
     }
     train_start = dates["train"][0].date() if len(dates["train"]) else "?"

@@ -195,14 +195,15 @@ def run(params_path: str | Path, data: str | Path | None = None,
                       raise_on_failure=False)
     table = result.summary()
     stored = zoo.list().set_index("key")
-    for col in ("seed_test_ic", "valid_ic", "test_ic", "best_epoch"):
+    for col in ("seed_factor_test_ic", "valid_ic", "test_ic", "best_epoch"):
         table[col] = [stored[col].get(k) if k in stored.index else None for k in table["key"]]
     table.to_csv(out / "summary.csv", index=False)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500):
         print(table.drop(columns=["error"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     done = table[table["status"] != "failed"]
     if len(done) and done["test_ic"].notna().any():
-        print(f"mean test rank IC {done['test_ic'].mean():.4f} (seeds {done['seed_test_ic'].mean():.4f}) "
+        seeds_ic = done["seed_factor_test_ic"].mean()
+        print(f"mean test rank IC {done['test_ic'].mean():.4f} (seed factors {seeds_ic:.4f}) "
               f"over {len(done)} factors", flush=True)
     if result.failed:
         raise RunError(result)

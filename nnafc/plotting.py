@@ -122,8 +122,8 @@ def plot_quality(table: pd.DataFrame, aim: float | None = None, paper: float | N
     for i, window in enumerate(windows):
         g = table[table["window"] == window]
         x = i + rng.uniform(-0.15, 0.15, len(g))
-        ax.vlines(x, g["seed test IC"], g["test IC"], color="grey", lw=0.6, alpha=0.6)
-        ax.scatter(x, g["seed test IC"], s=14, color="grey", label="seed factor" if i == 0 else None)
+        ax.vlines(x, g["seed factor test IC"], g["test IC"], color="grey", lw=0.6, alpha=0.6)
+        ax.scatter(x, g["seed factor test IC"], s=14, color="grey", label="seed factor" if i == 0 else None)
         ax.scatter(x, g["test IC"], s=18, color="C0", label="constructed (FCN)" if i == 0 else None)
         ax.hlines(g["test IC"].mean(), i - 0.3, i + 0.3, color="C0", lw=2)
     if aim is not None:

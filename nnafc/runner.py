@@ -37,7 +37,7 @@ BACKENDS = ("local", "ray")
 class Job:
     """One factor to construct: a PK seed, a net, a split and the construction config."""
 
-    seed: str
+    seed_factor: str  # a PK name
     net: str
     split: Split
     cfg: ConstructConfig = field(default_factory=ConstructConfig)
@@ -46,7 +46,7 @@ class Job:
     def label(self) -> str:
         start = self.split.calendar[self.split.train.start].date() if self.split.calendar is not None \
             else f"day{self.split.train.start}"
-        return f"{self.net}({self.seed})@{start}#s{self.cfg.seed}"
+        return f"{self.net}({self.seed_factor})@{start}#s{self.cfg.seed}"
 
 
 @dataclass
@@ -87,7 +87,8 @@ class RunResult:
 
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([{
-            "job": o.job.label, "seed": o.job.seed, "net": o.job.net, "status": o.status, "key": o.key,
+            "job": o.job.label, "seed_factor": o.job.seed_factor, "net": o.job.net, "status": o.status,
+            "key": o.key,
             "attempts": o.attempts, "seconds": round(o.seconds, 2),
             "error": o.error.strip().splitlines()[-1] if o.error else "",
         } for o in self.outcomes])
@@ -98,7 +99,7 @@ def _effective(job: Job) -> Job:
     cfg = as_config(job.cfg)
     if cfg.net != job.net:
         cfg = replace(cfg, net=job.net)
-    return Job(job.seed, job.net, job.split, cfg)
+    return Job(job.seed_factor, job.net, job.split, cfg)
 
 
 # ---------------------------------------------------------------------------- one job, anywhere
@@ -122,10 +123,10 @@ def _run_one(job: Job) -> tuple[str, str, float, str]:
     key = None
     try:
         panel, zoo = _WORKER["panel"], _WORKER["zoo"]
-        key = factor_key(job.seed, job.cfg, panel, job.split)
+        key = factor_key(job.seed_factor, job.cfg, panel, job.split)
         if zoo.has(key):
             return "skipped", key, time.perf_counter() - t0, ""
-        factor = construct_factor(job.seed, job.net, panel, job.split, job.cfg)
+        factor = construct_factor(job.seed_factor, job.net, panel, job.split, job.cfg)
         zoo.save(factor, panel, job.split, key=key)
         return "saved", key, time.perf_counter() - t0, ""
     except Exception:  # noqa: BLE001 -- reported to the caller, retried, listed in the summary
@@ -157,7 +158,7 @@ def run_jobs(jobs: Sequence[Job], panel: Panel, zoo: Zoo | str | os.PathLike, n_
     if threads is None and (n_jobs > 1 or backend == "ray"):  # in-process runs keep the caller's setting
         threads = max(1, (os.cpu_count() or 1) // n_jobs)
     outcomes = [Outcome(job, "failed") for job in jobs]
-    keys = [factor_key(j.seed, j.cfg, panel, j.split) for j in jobs]
+    keys = [factor_key(j.seed_factor, j.cfg, panel, j.split) for j in jobs]
     pending = []
     for i, key in enumerate(keys):
         outcomes[i].key = key

@@ -42,7 +42,7 @@ from nnafc.data.splits import Split
 from nnafc.data.windows import Standardiser
 from nnafc.factor import Factor
 
-FORMAT = 1  # bump when the on-disk layout or the meaning of a stored factor changes
+FORMAT = 2  # bump when the on-disk layout or the meaning of a stored factor changes
 NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
 FILES = ("weights.pt", "masks.pt", "standardiser.npz", "meta.json", "values.parquet")
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"  # no "-" in it
@@ -88,7 +88,7 @@ def describe(seed: str | Factor, cfg: ConstructConfig | dict | None, panel: Pane
     return {
         "format": FORMAT,
         "code": nnafc.__version__,
-        "seed": seed_id,
+        "seed_factor": seed_id,
         "config": {k: v for k, v in cfg.to_dict().items() if k not in NOT_HASHED},
         "data": {
             "fingerprint": panel_fingerprint(panel, split.test.stop),
@@ -191,8 +191,9 @@ class Zoo:
         if not isinstance(factor.compute, NetScorer):
             raise ValueError(f"factor {factor.name!r} was not constructed by nnafc.construct (origin "
                              f"{factor.origin!r}); the zoo stores networks")
-        desc = describe(factor.meta.get("seed", factor.name), factor.meta.get("config"), panel, split)
-        key = key or factor_key(factor.meta.get("seed", factor.name), factor.meta.get("config"), panel, split)
+        seed_factor = factor.meta.get("seed_factor", factor.name)
+        desc = describe(seed_factor, factor.meta.get("config"), panel, split)
+        key = key or factor_key(seed_factor, factor.meta.get("config"), panel, split)
         final = self.path(key)
         if self.has(key) and not overwrite:
             return key
@@ -260,18 +261,18 @@ class Zoo:
             rows.append({
                 "key": key,
                 "name": meta.get("name"),
-                "seed": meta.get("seed"),
+                "seed_factor": meta.get("seed_factor"),
                 "net": meta.get("config", {}).get("net"),
                 "train_start": (split.get("train") or [None])[0],
                 "test_end": (split.get("test") or [None, None])[-1],
-                "seed_test_ic": ic.get("seed", {}).get("test"),
+                "seed_factor_test_ic": ic.get("seed_factor", {}).get("test"),
                 "valid_ic": ic.get("constructed", {}).get("valid"),
                 "test_ic": ic.get("constructed", {}).get("test"),
                 "best_epoch": meta.get("training", {}).get("best_epoch"),
                 "seconds": meta.get("seconds"),
             })
-        cols = ["key", "name", "seed", "net", "train_start", "test_end", "seed_test_ic", "valid_ic",
-                "test_ic", "best_epoch", "seconds"]
+        cols = ["key", "name", "seed_factor", "net", "train_start", "test_end", "seed_factor_test_ic",
+                "valid_ic", "test_ic", "best_epoch", "seconds"]
         return pd.DataFrame(rows, columns=cols)
 
     # ---- formula factor sets (GP): no network, a JSON list of formulas

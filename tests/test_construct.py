@@ -208,8 +208,8 @@ def test_early_stopping_after_patience(panel, split, cfg) -> None:
 def test_construct_factor_meta_and_values(panel, split, cfg, factor) -> None:
     assert factor.origin == "nnafc" and "MA10" in factor.name
     meta = json.loads(json.dumps(factor.meta))  # JSON-serialisable as it is
-    assert meta["seed"] == "MA10" and meta["config"]["net"] == "fcn"
-    for who in ("seed", "pretrained", "constructed"):
+    assert meta["seed_factor"] == "MA10" and meta["config"]["net"] == "fcn"
+    for who in ("seed_factor", "pretrained", "constructed"):
         assert set(meta["ic"][who]) == {"train", "valid", "test"}
         assert all(np.isfinite(v) for v in meta["ic"][who].values())
     assert meta["training"]["best_epoch"] <= meta["training"]["epochs_run"] <= cfg.epochs
@@ -326,6 +326,7 @@ def test_ic_training_finds_the_planted_signals() -> None:
     cfg = ConstructConfig.from_dict({**TINY, "epochs": 10, "patience": 10, "lr": 3e-3})
     f = construct_factor("RSI12", "fcn", sim, split, cfg)
     ic = f.meta["ic"]
-    assert ic["seed"]["train"] < 0 and ic["seed"]["test"] < 0  # the seed points the wrong way here
+    # the seed factor points the wrong way here
+    assert ic["seed_factor"]["train"] < 0 and ic["seed_factor"]["test"] < 0
     assert ic["constructed"]["train"] > 0 and ic["constructed"]["test"] > 0
     assert ic["constructed"]["test"] > ic["pretrained"]["test"]

@@ -35,16 +35,17 @@ def test_run_constructs_then_loads_the_same_factors(panel: Panel, tmp_path: Path
                                 init_seeds=(0, 1), progress=False, **SIZES)
     assert len(first) == 2 * 2 * 2 and not first["from zoo"].any()
     assert list(first["window"].unique()) == starts  # one window per start, in order
-    assert set(first["init"]) == {0, 1}
+    assert set(first["init seed"]) == {0, 1}
     again = quality.quality_run(panel, ["MA10", "RSI12"], starts, cfg=TINY, zoo=tmp_path,
                                 init_seeds=(0, 1), progress=False, **SIZES)
     assert again["from zoo"].all()
-    cols = ["window", "seed", "init", "seed test IC", "valid IC", "test IC", "best epoch"]
+    cols = ["window", "seed factor", "init seed", "seed factor test IC", "valid IC", "test IC", "best epoch"]
     pd.testing.assert_frame_equal(first[cols], again[cols])
     # the stored ICs are the measured ones: the seed's test IC is that of the PK factor itself
-    assert first["test IC"].between(-1, 1).all() and first["seed test IC"].notna().all()
-    ma = first[(first["seed"] == "MA10")]
-    assert ma.groupby("window")["seed test IC"].nunique().eq(1).all()  # same seed, same days: one value
+    assert first["test IC"].between(-1, 1).all() and first["seed factor test IC"].notna().all()
+    ma = first[(first["seed factor"] == "MA10")]
+    # same seed factor, same days: one value
+    assert ma.groupby("window")["seed factor test IC"].nunique().eq(1).all()
 
 
 def test_validation_grid_chooses_on_validation_only(panel: Panel, tmp_path: Path) -> None:
@@ -65,8 +66,8 @@ def test_validation_grid_chooses_on_validation_only(panel: Panel, tmp_path: Path
 
 def test_summary_on_a_constructed_table() -> None:
     table = pd.DataFrame({
-        "window": ["a", "a", "b", "b"], "seed": ["x", "y", "x", "y"], "init": [0, 0, 0, 0],
-        "seed test IC": [0.00, 0.20, 0.05, 0.05], "valid IC": [0.1, 0.1, 0.2, 0.2],
+        "window": ["a", "a", "b", "b"], "seed factor": ["x", "y", "x", "y"], "init seed": [0, 0, 0, 0],
+        "seed factor test IC": [0.00, 0.20, 0.05, 0.05], "valid IC": [0.1, 0.1, 0.2, 0.2],
         "test IC": [0.10, 0.10, 0.06, 0.12],
     })
     s = quality.quality_summary(table, aim=0.1)
@@ -75,19 +76,19 @@ def test_summary_on_a_constructed_table() -> None:
     assert s.loc["all windows", "test IC"] == pytest.approx(0.095)
     assert s.loc["a", "std"] == pytest.approx(0.0)
     assert s.loc["b", "std"] == pytest.approx(np.std([0.06, 0.12], ddof=1))
-    assert s.loc["a", "beats seed"] == 0.5 and s.loc["b", "beats seed"] == 1.0
-    assert s.loc["all windows", "beats seed"] == 0.75
-    table.loc[1, "seed test IC"] = -0.15  # a reversal seed: beaten as signed, not as |IC|
+    assert s.loc["a", "beats seed factor"] == 0.5 and s.loc["b", "beats seed factor"] == 1.0
+    assert s.loc["all windows", "beats seed factor"] == 0.75
+    table.loc[1, "seed factor test IC"] = -0.15  # a reversal seed: beaten as signed, not as |IC|
     s = quality.quality_summary(table, aim=0.1)
-    assert s.loc["a", "beats seed"] == 1.0 and s.loc["a", "beats |seed|"] == 0.5
+    assert s.loc["a", "beats seed factor"] == 1.0 and s.loc["a", "beats |seed factor|"] == 0.5
     assert s.loc["all windows", "factors"] == 4
     assert bool(s.loc["a", "≥ 0.1"]) and not bool(s.loc["b", "≥ 0.1"])
 
 
 def test_by_seed_on_a_constructed_table() -> None:
     table = pd.DataFrame({
-        "window": ["a", "a", "b", "b"], "seed": ["x", "y", "x", "y"], "init": [0, 0, 0, 0],
-        "seed test IC": [0.00, 0.20, 0.04, 0.10], "test IC": [0.10, 0.02, 0.06, 0.04],
+        "window": ["a", "a", "b", "b"], "seed factor": ["x", "y", "x", "y"], "init seed": [0, 0, 0, 0],
+        "seed factor test IC": [0.00, 0.20, 0.04, 0.10], "test IC": [0.10, 0.02, 0.06, 0.04],
     })
     table_by_seed = quality.by_seed(table)
     assert list(table_by_seed.index) == ["x", "y"]  # best mean first
@@ -97,7 +98,7 @@ def test_by_seed_on_a_constructed_table() -> None:
 
 
 def test_init_spread_over_init_seeds() -> None:
-    table = pd.DataFrame({"window": ["a"] * 4, "init": [0, 0, 1, 1], "test IC": [0.1, 0.3, 0.0, 0.2]})
+    table = pd.DataFrame({"window": ["a"] * 4, "init seed": [0, 0, 1, 1], "test IC": [0.1, 0.3, 0.0, 0.2]})
     spread = quality.init_spread(table)
     assert spread.loc["a", "inits"] == 2
     assert spread.loc["a", "mean"] == pytest.approx(0.15)
@@ -127,8 +128,8 @@ def test_chapter_study_is_the_construct_params_file(panel: Panel, tmp_path: Path
     # and on one panel the two paths name every factor alike
     starts = [str(panel.dates[40].date())]
     params.raw.update(splits=starts, **SIZES)
-    from_cli = [factor_key(j.seed, j.cfg, panel, j.split) for j in make_jobs(params, panel)]
+    from_cli = [factor_key(j.seed_factor, j.cfg, panel, j.split) for j in make_jobs(params, panel)]
     cfg = {**defaults["quality_config"], "seed": defaults["seed"], "device": defaults["device"]}
-    from_chapter = [factor_key(j.seed, j.cfg, panel, j.split)
+    from_chapter = [factor_key(j.seed_factor, j.cfg, panel, j.split)
                     for j in quality.quality_jobs(panel, params.seeds, starts, "fcn", cfg, **SIZES)]
     assert from_cli == from_chapter

@@ -72,7 +72,7 @@ def test_failures_are_retried_reported_and_raised(tmp_path, panel, jobs) -> None
     with pytest.raises(RunError, match="1 of 2 construction jobs failed") as err:
         run_jobs([bad, jobs[0]], panel, tmp_path, retries=2, progress=False)
     failed = err.value.result.failed
-    assert [o.job.seed for o in failed] == ["NOT_A_FACTOR"] and failed[0].attempts == 3
+    assert [o.job.seed_factor for o in failed] == ["NOT_A_FACTOR"] and failed[0].attempts == 3
     assert "unknown prior-knowledge factor" in failed[0].error
     result = run_jobs([bad, jobs[0]], panel, tmp_path, retries=0, progress=False, raise_on_failure=False)
     assert [o.status for o in result.outcomes] == ["failed", "skipped"]  # the good one was kept

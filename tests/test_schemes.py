@@ -35,8 +35,9 @@ def test_every_scheme_has_its_factors(rolled):
     assert all(f.origin == "gp" for f in run.factors["Only GP"])
     assert all(f.origin == "nnafc" for s in schemes.NNAFC_SCHEMES for f in run.factors[s])
     # GP and NNAFC factors were seeded by the GP formulas, in order; Only NNAFC by the PK spread
-    assert [f.meta["seed"] for f in run.factors["GP and NNAFC"]] == [f.name for f in run.factors["Only GP"]]
-    assert [f.meta["seed"] for f in run.factors["Only NNAFC"]] == schemes.spread_pk_seeds(2)
+    gp_names = [f.name for f in run.factors["Only GP"]]
+    assert [f.meta["seed_factor"] for f in run.factors["GP and NNAFC"]] == gp_names
+    assert [f.meta["seed_factor"] for f in run.factors["Only NNAFC"]] == schemes.spread_pk_seeds(2)
 
 
 def test_rolling_table_has_each_window_and_the_mean(rolled):
@@ -154,7 +155,8 @@ def test_fewer_nnafc_factors_than_gp_formulas(panel):
     run = schemes.run_schemes(panel, split, n_factors=3, gp_cfg=SMALL["gp_cfg"],
                               construct_cfg=SMALL["construct_cfg"], n_nnafc=1)
     assert [len(run.factors[s]) for s in schemes.SCHEMES] == [len(run.gp_result.factors), 1, 1]
-    assert run.factors["GP and NNAFC"][0].meta["seed"] == run.factors["Only GP"][0].name  # the best GP one
+    best_gp = run.factors["Only GP"][0].name
+    assert run.factors["GP and NNAFC"][0].meta["seed_factor"] == best_gp
 
 
 def test_strategy_returns_per_window_and_commentary(rolled):

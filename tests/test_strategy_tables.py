@@ -224,9 +224,9 @@ def test_zoo_sets_take_only_factors_built_for_the_window(tmp_path, market):
     want = st._split_dates(split, market.dates)
     v = momentum(5).values(market)
     fcn, lstm = {"origin": "nnafc", "config": {"net": "fcn"}}, {"origin": "nnafc", "config": {"net": "lstm"}}
-    _store(tmp_path, "a1", "fcn(MA10)", want, market, v, **fcn, seed_origin="pk")
-    _store(tmp_path, "a2", "fcn(MA10)", want, market, v, **fcn, seed_origin="pk")
-    _store(tmp_path, "b1", "lstm(gp1)", want, market, v, **lstm, seed_origin="gp")
+    _store(tmp_path, "a1", "fcn(MA10)", want, market, v, **fcn, seed_factor_origin="pk")
+    _store(tmp_path, "a2", "fcn(MA10)", want, market, v, **fcn, seed_factor_origin="pk")
+    _store(tmp_path, "b1", "lstm(gp1)", want, market, v, **lstm, seed_factor_origin="gp")
     _store(tmp_path, "c1", "gp1", want, market, v, origin="gp")
     _store(tmp_path, "d1", "fcn(EMA)", st._split_dates(other, market.dates), market, v, origin="nnafc",
            config={"net": "fcn"})

@@ -107,8 +107,8 @@ def test_reloaded_factors_reproduce_their_stored_validation_ic(built) -> None:
 def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
     gp_set = built.factor_set("gp", 0)
     seeded = built.factor_set("fcn+gp", 0)
-    assert [f.meta["seed_origin"] for f in seeded] == ["gp"]
-    assert seeded[0].meta["seed"] == gp_set[0].name
+    assert [f.meta["seed_factor_origin"] for f in seeded] == ["gp"]
+    assert seeded[0].meta["seed_factor"] == gp_set[0].name
     values = gp_set[0].values(built.panel)
     assert np.isfinite(values[built.windows()[0].test]).any()
 

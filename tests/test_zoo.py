@@ -91,10 +91,11 @@ def test_save_load_round_trip(tmp_path, panel, split, cfg, factor) -> None:
     assert len(stored) == np.isfinite(span).sum() and t.min() >= split.span.start
 
     table = zoo.list()
-    assert list(table["key"]) == [key] and table.loc[0, "seed"] == "RSI12" and table.loc[0, "net"] == "fcn"
+    assert list(table["key"]) == [key]
+    assert table.loc[0, "seed_factor"] == "RSI12" and table.loc[0, "net"] == "fcn"
     assert table.loc[0, "test_ic"] == pytest.approx(factor.meta["ic"]["constructed"]["test"])
     meta = json.loads((zoo.path(key) / "meta.json").read_text())
-    assert meta["describe"]["data"]["fingerprint"] and meta["describe"]["seed"] == "RSI12"
+    assert meta["describe"]["data"]["fingerprint"] and meta["describe"]["seed_factor"] == "RSI12"
 
 
 def test_existing_key_is_kept_and_orphans_are_removed(tmp_path, panel, split, factor) -> None:

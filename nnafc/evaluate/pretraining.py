@@ -51,7 +51,7 @@ def mimic_table(panel: Panel, seeds: dict[str, str], structures=("fcn", "crossco
             t0 = pd.Timestamp.now()
             report = construct.pretrain(net, w_train, values, cfg, holdout=(w_test, values))
             rows.append({
-                "factor": label, "seed": seed, "structure": structure,
+                "factor": label, "seed factor": seed, "structure": structure,
                 "train MSE": report.train_mse, "test MSE": report.test_mse,
                 "train error rate": report.train_error_rate, "test error rate": report.test_error_rate,
                 "train accuracy": report.train_accuracy, "test accuracy": report.test_accuracy,

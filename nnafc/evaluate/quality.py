@@ -48,7 +48,7 @@ def quality_run(panel: Panel, seeds: Sequence[str], train_starts: Sequence[str],
                 **sizes: int) -> pd.DataFrame:
     """Construct (or load from `zoo`) every factor of the study; one row per factor.
 
-    Columns: window (first training day), seed, init, the seed factor's and the constructed
+    Columns: window (first training day), seed factor, init seed, the seed factor's and the constructed
     factor's rank IC on train / valid / test, the epoch chosen on validation, seconds, and
     whether it came from the zoo. A job that fails after its retry raises `RunError`.
     """
@@ -64,8 +64,8 @@ def quality_run(panel: Panel, seeds: Sequence[str], train_starts: Sequence[str],
         ic, job = meta["ic"], outcome.job
         rows.append({
             "window": str(job.split.calendar[job.split.train.start].date()),
-            "seed": job.seed, "init": job.cfg.seed,
-            **{f"seed {part} IC": ic["seed"][part] for part in ("train", "valid", "test")},
+            "seed factor": job.seed_factor, "init seed": job.cfg.seed,
+            **{f"seed factor {part} IC": ic["seed_factor"][part] for part in ("train", "valid", "test")},
             **{f"{part} IC": ic["constructed"][part] for part in ("train", "valid", "test")},
             "best epoch": meta["training"]["best_epoch"],
             "seconds": meta["seconds"], "from zoo": outcome.status == "skipped",
@@ -76,18 +76,19 @@ def quality_run(panel: Panel, seeds: Sequence[str], train_starts: Sequence[str],
 def quality_summary(table: pd.DataFrame, aim: float = AIM) -> pd.DataFrame:
     """Per window and over all windows: the test rank IC's mean and spread, against the seeds.
 
-    `std` / `min` / `max` are over the window's factors (seed factors x init seeds); `beats seed`
+    `std` / `min` / `max` are over the window's factors (seed factors x init seeds); `beats seed factor`
     is the share of factors whose test IC exceeds their own seed factor's on the same days, and
-    `beats |seed|` the share that also beats the seed traded the other way round (many seeds,
+    `beats |seed factor|` the share that also beats the seed traded the other way round (many seeds,
     e.g. MACD, are reversal signals with a negative IC).
     """
     def stats(g: pd.DataFrame) -> pd.Series:
         test = g["test IC"]
         return pd.Series({
             "factors": len(g), "test IC": test.mean(), "std": test.std(ddof=1) if len(g) > 1 else np.nan,
-            "min": test.min(), "max": test.max(), "seed test IC": g["seed test IC"].mean(),
-            "beats seed": (test > g["seed test IC"]).mean(),
-            "beats |seed|": (test > g["seed test IC"].abs()).mean(), "valid IC": g["valid IC"].mean(),
+            "min": test.min(), "max": test.max(), "seed factor test IC": g["seed factor test IC"].mean(),
+            "beats seed factor": (test > g["seed factor test IC"]).mean(),
+            "beats |seed factor|": (test > g["seed factor test IC"].abs()).mean(),
+            "valid IC": g["valid IC"].mean(),
         })
 
     per_window = table.groupby("window", sort=True)[list(table.columns)].apply(stats)
@@ -100,7 +101,7 @@ def quality_summary(table: pd.DataFrame, aim: float = AIM) -> pd.DataFrame:
 
 def init_spread(table: pd.DataFrame) -> pd.DataFrame:
     """Per window, the spread of the window's mean test IC over init seeds (only with several)."""
-    means = table.groupby(["window", "init"])["test IC"].mean().unstack("init")
+    means = table.groupby(["window", "init seed"])["test IC"].mean().unstack("init seed")
     return pd.DataFrame({"inits": means.notna().sum(axis=1), "mean": means.mean(axis=1),
                          "std over inits": means.std(axis=1, ddof=1), "min": means.min(axis=1),
                          "max": means.max(axis=1)})
@@ -109,8 +110,8 @@ def init_spread(table: pd.DataFrame) -> pd.DataFrame:
 def by_seed(table: pd.DataFrame) -> pd.DataFrame:
     """Test IC per seed factor (rows) and window (columns), with the mean over windows of the
     constructed factor and of the seed itself: which prior knowledge leads to good factors."""
-    ic = table.groupby(["seed", "window"])["test IC"].mean().unstack("window")
-    seed_ic = table.groupby("seed")["seed test IC"].mean()
+    ic = table.groupby(["seed factor", "window"])["test IC"].mean().unstack("window")
+    seed_ic = table.groupby("seed factor")["seed factor test IC"].mean()
     out = ic.assign(mean=ic.mean(axis=1), **{"seed's own": seed_ic})
     return out.sort_values("mean", ascending=False)
 

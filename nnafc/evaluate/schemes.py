@@ -127,7 +127,7 @@ def run_schemes(panel: Panel, split: Split, n_factors: int = 10, gp_cfg: dict | 
     GP returns up to `n_factors` formulas (fewer if its correlation filter leaves fewer); the
     best `n_nnafc` of them by validation IC (default: all) each seed one "GP and NNAFC" factor.
     "Only NNAFC" has `n_nnafc` (default `n_factors`) factors seeded by `pk_seeds` (default:
-    `spread_pk_seeds`). Construction `i` of a scheme uses seed `cfg.seed + i`.
+    `spread_pk_seeds`). Construction `i` of a scheme uses the RNG seed `cfg.seed + i`.
     """
     from nnafc.zoo import Zoo  # lazily: the zoo pulls in torch.save / parquet
 
@@ -186,7 +186,7 @@ def factor_ics(run: SchemeRun) -> pd.DataFrame:
         for f, seed in zip(run.factors[scheme], seeds, strict=True):
             v = run.values(f)
             row = {"window": run.window, "scheme": scheme, "factor": _label(f),
-                   "seed": _label(seed) if seed is not None else ""}
+                   "seed factor": _label(seed) if seed is not None else ""}
             for period in ("train", "valid", "test"):
                 days = getattr(run.split, period)
                 s = metrics.ic_summary(metrics.period_rank_ic(v, run.panel, days, run.horizon))

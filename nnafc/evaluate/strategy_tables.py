@@ -293,7 +293,7 @@ def _family(meta: dict) -> str | None:
     net = (meta.get("config") or {}).get("net") or (meta.get("net") or {}).get("name")
     if net is None:
         return None
-    return f"{net}+gp" if meta.get("seed_origin") == "gp" else str(net)
+    return f"{net}+gp" if meta.get("seed_factor_origin") == "gp" else str(net)
 
 
 def _split_dates(split: Split, dates: pd.DatetimeIndex) -> dict[str, list[str]]:
