@@ -53,8 +53,9 @@ from IPython.display import Markdown
 
 from nnafc import chapter, paper
 from nnafc.data import make_split
+from nnafc.data.splits import windows_frame
 from nnafc.evaluate import schemes
-from nnafc.evaluate import strategy_tables as st
+from nnafc.strategy.rolling import StrategyConfig
 
 ch = chapter.setup(data=data, universe=universe, start=start, end=end, seed=seed, device=device)
 ch.banner()
@@ -64,7 +65,7 @@ ch.banner()
 
 # %% tags=["nbval-check-output"]
 starts = schemes.window_starts(ch.panel, train_starts)
-st.windows_frame([make_split(ch.panel.dates, s) for s in starts])
+windows_frame([make_split(ch.panel.dates, s) for s in starts])
 
 # %% [markdown]
 # Each window runs GP, constructs one "GP and NNAFC" factor per GP formula and `n_factors`
@@ -166,7 +167,7 @@ rolling.pairs[rolling.pairs["kind"] == "NNAFC update"].drop(columns="kind").roun
 # paper's, so no paper column stands beside these.
 
 # %% tags=["nbval-check-output"]
-cfg = st.StrategyConfig(top_k=top_k, model={**strategy_model, "seed": seed, "n_jobs": 1})
+cfg = StrategyConfig(top_k=top_k, model={**strategy_model, "seed": seed, "n_jobs": 1})
 returns = schemes.strategy_returns(rolling, cfg, data, benchmark) if strategy else None
 returns.round(4) if strategy else Markdown("Not run (`strategy = False`).")
 

@@ -24,7 +24,7 @@
 # the index, the maximum drawdown of the excess curve and its Sharpe ratio, after a 0.3 % fee.
 #
 # Everything below runs through `nnafc.strategy` (labels, model, backtest) and
-# `nnafc.evaluate.strategy_tables` (windows, factor sets, tables).
+# `nnafc.evaluate.table7` / `table5` (factor sets, tables), `nnafc.strategy` (benchmarks, rolling backtests).
 
 # %% tags=["parameters"]
 data = None  # data directory; None: NNAFC_DATA, else the simulated market
@@ -60,8 +60,12 @@ import time
 import pandas as pd
 from IPython.display import Markdown
 
-from nnafc import chapter, paper
-from nnafc.evaluate import strategy_tables as st
+from nnafc import chapter, factor, paper
+from nnafc import zoo as zoo_lib
+from nnafc.data.splits import windows_covering, windows_frame
+from nnafc.evaluate import formatting, table5, table7
+from nnafc.strategy import benchmarks
+from nnafc.strategy.rolling import StrategyConfig, run_rolling
 
 ch = chapter.setup(data=data, universe=universe, start=start, end=end, seed=seed, device=device)
 ch.banner()
@@ -78,9 +82,9 @@ ch.banner()
 # and costs carry over from one window to the next.
 
 # %% tags=["nbval-check-output"]
-splits = st.test_windows(ch.panel, test_start, test_end, n_train=n_train, n_valid=n_valid, n_test=n_test)
+splits = windows_covering(ch.panel, test_start, test_end, n_train=n_train, n_valid=n_valid, n_test=n_test)
 period = f"{splits[0].dates()['test'][0].date()} .. {splits[-1].dates()['test'][-1].date()}"
-st.windows_frame(splits)
+windows_frame(splits)
 
 # %% [markdown]
 # ## The benchmarks
@@ -88,7 +92,7 @@ st.windows_frame(splits)
 # ZZ500 (CSI 500) and HS300 (CSI 300) daily returns, close to close, on the same days.
 
 # %%
-bench = st.benchmarks(ch.panel, data)
+bench = benchmarks.benchmarks(ch.panel, data)
 Markdown(f"Benchmarks: {bench.source}.")
 
 # %% [markdown]
@@ -97,11 +101,11 @@ Markdown(f"Benchmarks: {bench.source}.")
 # (shown in the paper columns of Table 7 below):
 
 # %% tags=["nbval-check-output"]
-by_year = st.index_by_year(bench)
+by_year = benchmarks.index_by_year(bench)
 by_year.round(3)
 
 # %%
-near = st.closest_years(by_year) if len(by_year) else pd.Series(dtype=float)
+near = table7.closest_years(by_year) if len(by_year) else pd.Series(dtype=float)
 Markdown(
     f"Closest calendar year to the paper's two index returns: **{near.index[0]}** "
     f"(distance {near.iloc[0]:.3f}); our test period is {period}."
@@ -118,16 +122,16 @@ Markdown(
 # *not run*; nothing is borrowed from the paper.
 
 # %%
-pk = st.cached(st.pk_set(pk_factors), ch.panel)
-cfg = st.StrategyConfig(top_k=top_k, rebalance=rebalance, horizon=horizon, round_trip_cost=round_trip_cost,
+pk = factor.cached(table7.pk_set(pk_factors), ch.panel)
+cfg = StrategyConfig(top_k=top_k, rebalance=rebalance, horizon=horizon, round_trip_cost=round_trip_cost,
                         model={"max_depth": max_depth, "learning_rate": learning_rate,
                                "n_estimators": n_estimators, "seed": seed, "n_jobs": n_jobs})
-inventory = st.zoo_inventory(zoo)
+inventory = zoo_lib.zoo_inventory(zoo)
 inventory if len(inventory) else Markdown(f"No constructed factors in the zoo (`zoo = {zoo!r}`): PK only.")
 
 # %%
 t0 = time.perf_counter()
-runs = st.run_rolling(ch.panel, splits, st.table7_sets_for(ch.panel, pk, zoo, device), cfg)
+runs = run_rolling(ch.panel, splits, table7.table7_sets_for(ch.panel, pk, zoo, device), cfg)
 print(f"{sum(r is not None for r in runs.values())} factor sets backtested over {len(splits)} windows "
       f"in {time.perf_counter() - t0:.0f} s")
 
@@ -139,15 +143,15 @@ print(f"{sum(r is not None for r in runs.values())} factor sets backtested over 
 # (the paper's definitions); for an index row they are the index's own.
 
 # %% tags=["nbval-check-output"]
-ours = st.table7(runs, bench, benchmark)
-st.formatted(st.table7_vs_paper(ours))
+ours = table7.table7(runs, bench, benchmark)
+formatting.formatted(table7.table7_vs_paper(ours))
 
 # %% [markdown]
 # The same strategies in absolute terms, with their turnover (two-sided, per year) and the
 # number of factors traded:
 
 # %% tags=["nbval-check-output"]
-st.formatted(ours[["abs_revenue", "abs_max_drawdown", "abs_sharpe", "turnover", "factors", "status"]])
+formatting.formatted(ours[["abs_revenue", "abs_max_drawdown", "abs_sharpe", "turnover", "factors", "status"]])
 
 # %% [markdown]
 # ### How sure are these Sharpe ratios? (beyond the paper)
@@ -156,11 +160,12 @@ st.formatted(ours[["abs_revenue", "abs_max_drawdown", "abs_sharpe", "turnover", 
 # daily returns) for the Sharpe ratio of each strategy's excess return.
 
 # %% tags=["nbval-check-output"]
-intervals = st.sharpe_intervals(runs, bench, benchmark, n_boot=n_bootstrap, block=bootstrap_block, seed=seed)
-st.formatted(intervals)
+intervals = table7.sharpe_intervals(runs, bench, benchmark, n_boot=n_bootstrap, block=bootstrap_block,
+                                    seed=seed)
+formatting.formatted(intervals)
 
 # %% tags=["nbval-check-output"]
-Markdown(st.table7_commentary(ours, intervals, period, ch.panel.universe, round_trip_cost, bench, len(pk),
+Markdown(table7.table7_commentary(ours, intervals, period, ch.panel.universe, round_trip_cost, bench, len(pk),
                               simulated=ch.simulated))
 
 # %% [markdown]
@@ -169,7 +174,7 @@ Markdown(st.table7_commentary(ours, intervals, period, ch.panel.universe, round_
 # %%
 from nnafc.strategy.plots import plot_cumulative_excess
 
-excess = st.excess_frame(runs, bench, benchmark)
+excess = table7.excess_frame(runs, bench, benchmark)
 plot_cumulative_excess(excess, title=f"Cumulative excess return vs {benchmark}")
 
 # %% [markdown]
@@ -178,7 +183,7 @@ plot_cumulative_excess(excess, title=f"Cumulative excess return vs {benchmark}")
 # The same scores traded again at other round-trip costs: how much of the edge survives costs.
 
 # %% tags=["nbval-check-output"]
-st.cost_table(runs, ch.panel, bench, benchmark, cost_grid).round(4)
+table7.cost_table(runs, ch.panel, bench, benchmark, cost_grid).round(4)
 
 # %% [markdown]
 # ### What each window chose
@@ -187,7 +192,7 @@ st.cost_table(runs, ch.panel, bench, benchmark, cost_grid).round(4)
 # window's own return: a check that no single window makes the result.
 
 # %% tags=["nbval-check-output"]
-st.windows_table(runs).round(4)
+table7.windows_table(runs).round(4)
 
 # %% [markdown]
 # ## Table 5: GP against NNAFC over four windows (§4.2)
@@ -196,19 +201,19 @@ st.windows_table(runs).round(4)
 # seeded by GP factors), *Only NNAFC* (networks seeded by PK factors), all with FCN — in four
 # windows: train on one calendar year, test on February–March of the next. We use the January
 # in between as the validation split that picks the XGBoost hyper-parameters. The table lives
-# here until the GP-against-NNAFC chapter, which will call the same `st.table5`. Each scheme
+# here until the GP-against-NNAFC chapter, which will call the same `table5.table5`. Each scheme
 # needs factors constructed for its window in the zoo; until they exist, **PK 50 is run in
 # their place** and the scheme columns say *not run*.
 
 # %%
-t5_splits = st.table5_windows(ch.panel, [paper.TABLE5_WINDOWS[i] for i in table5_windows])
-t5 = st.table5(ch.panel, t5_splits, st.table5_sets_for(ch.panel, pk, zoo, device), bench, cfg)
+t5_splits = table5.table5_windows(ch.panel, [paper.TABLE5_WINDOWS[i] for i in table5_windows])
+t5 = table5.table5(ch.panel, t5_splits, table5.table5_sets_for(ch.panel, pk, zoo, device), bench, cfg)
 
 # %% tags=["nbval-check-output"]
-st.table5_display(st.table5_vs_paper(t5))
+table5.table5_display(table5.table5_vs_paper(t5))
 
 # %% tags=["nbval-check-output"]
-Markdown(st.table5_commentary(t5, simulated=ch.simulated))
+Markdown(table5.table5_commentary(t5, simulated=ch.simulated))
 
 # %% [markdown]
 # ## What we take from this

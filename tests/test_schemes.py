@@ -160,7 +160,7 @@ def test_fewer_nnafc_factors_than_gp_formulas(panel):
 
 
 def test_strategy_returns_per_window_and_commentary(rolled):
-    from nnafc.evaluate.strategy_tables import StrategyConfig
+    from nnafc.strategy.rolling import StrategyConfig
 
     rolling = rolled[0]
     cfg = StrategyConfig(top_k=5, model={"max_depth": [2], "learning_rate": [0.1], "n_estimators": [20],

@@ -8,10 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnafc import paper
+from nnafc import factor, paper
+from nnafc import zoo as zoo_lib
 from nnafc.data import DataError, Panel
-from nnafc.evaluate import strategy_tables as st
+from nnafc.data.splits import WARMUP_DAYS, windows_covering
+from nnafc.evaluate import formatting, table5, table7
 from nnafc.factor import Factor
+from nnafc.strategy import benchmarks
+from nnafc.strategy.rolling import StrategyConfig, run_rolling
 
 PAPER_T7 = paper.TABLE7_STRATEGY
 
@@ -47,25 +51,25 @@ def market() -> Panel:
 
 
 @pytest.fixture(scope="module")
-def cfg() -> st.StrategyConfig:
-    return st.StrategyConfig(top_k=5, rebalance=5, model={"max_depth": [2], "learning_rate": [0.1],
+def cfg() -> StrategyConfig:
+    return StrategyConfig(top_k=5, rebalance=5, model={"max_depth": [2], "learning_rate": [0.1],
                                                           "n_estimators": [10, 20], "min_child_weight": 1.0})
 
 
 @pytest.fixture(scope="module")
 def runs(market, cfg):
-    splits = st.test_windows(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
-    pk = st.cached([momentum(5), momentum(10), momentum(20)], market)
+    splits = windows_covering(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
+    pk = factor.cached([momentum(5), momentum(10), momentum(20)], market)
     gp = [momentum(3), momentum(15)]
     sets = lambda split: {"PK 50": pk, "GP 50": gp, "fcn Combine 50": None}  # noqa: E731
-    return splits, st.run_rolling(market, splits, sets, cfg)
+    return splits, run_rolling(market, splits, sets, cfg)
 
 
 # ----------------------------------------------------------------------------- windows
 
 
 def test_test_windows_tile_the_period_and_keep_validation_before_test(market):
-    splits = st.test_windows(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
+    splits = windows_covering(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
     test_days = market.dates[splits[0].test.start: splits[-1].test.stop]
     assert test_days[0] >= pd.Timestamp("2019-03-01") and test_days[-1] <= pd.Timestamp("2019-07-31")
     assert market.dates[splits[0].test.start - 1] < pd.Timestamp("2019-03-01")
@@ -80,14 +84,14 @@ def test_test_windows_tile_the_period_and_keep_validation_before_test(market):
 def test_test_windows_refuse_real_data_without_history_but_place_simulated_ones(market):
     real = make_market(simulated=False)
     with pytest.raises(DataError):
-        st.test_windows(real, "2018-02-01", "2018-06-30")  # no 250 + 30 days before it
-    placed = st.test_windows(market, "2030-01-01", "2030-06-30", n_train=120, n_valid=20, n_test=40)
-    assert placed[-1].test.stop == len(market.dates) and placed[0].train.start >= st.WARMUP_DAYS
+        windows_covering(real, "2018-02-01", "2018-06-30")  # no 250 + 30 days before it
+    placed = windows_covering(market, "2030-01-01", "2030-06-30", n_train=120, n_valid=20, n_test=40)
+    assert placed[-1].test.stop == len(market.dates) and placed[0].train.start >= WARMUP_DAYS
 
 
 def test_table5_windows_use_january_for_validation_and_the_paper_labels():
     panel = make_market(t=1400, start="2014-06-02", simulated=False)
-    splits = st.table5_windows(panel)
+    splits = table5.table5_windows(panel)
     assert list(splits) == list(paper.TABLE5_RETURNS.index)
     for label, split in splits.items():
         if split is None:  # the constructed market ends before the last window
@@ -98,14 +102,14 @@ def test_table5_windows_use_january_for_validation_and_the_paper_labels():
         assert d["test"][0].month == 2 and d["test"][-1].month == 3
     assert splits[paper.TABLE5_RETURNS.index[0]] is not None
     short = make_market(t=300, start="2014-06-02", simulated=False)
-    assert all(s is None for s in st.table5_windows(short).values())
+    assert all(s is None for s in table5.table5_windows(short).values())
 
 
 # ----------------------------------------------------------------------------- benchmarks
 
 
 def test_without_index_data_benchmarks_are_a_labelled_equal_weight_stand_in(market):
-    bench = st.benchmarks(market)
+    bench = benchmarks.benchmarks(market)
     assert bench.simulated and "not the real indices" in bench.source
     c = market["close"].astype(np.float64)
     expected = (c[1:] / c[:-1] - 1).mean(axis=1)
@@ -130,13 +134,13 @@ def test_rolling_run_is_one_continuous_backtest_with_per_window_choices(runs):
 
 def test_table7_keeps_not_run_rows_and_never_fills_ours_from_the_paper(runs):
     _, result = runs
-    bench = st.benchmarks(make_market())
-    ours = st.table7(result, bench, "ZZ500")
+    bench = benchmarks.benchmarks(make_market())
+    ours = table7.table7(result, bench, "ZZ500")
     assert list(ours.index[:3]) == ["ZZ500", "HS300", "PK 50"]
-    assert ours.loc["fcn Combine 50", "status"] == st.NOT_RUN
-    assert ours.loc["fcn Combine 50", list(st.TABLE7_COLUMNS)].isna().all()
-    table = st.table7_vs_paper(ours)
-    for col in st.TABLE7_COLUMNS:
+    assert ours.loc["fcn Combine 50", "status"] == formatting.NOT_RUN
+    assert ours.loc["fcn Combine 50", list(table7.TABLE7_COLUMNS)].isna().all()
+    table = table7.table7_vs_paper(ours)
+    for col in table7.TABLE7_COLUMNS:
         # paper columns are the paper's numbers, row for row
         theirs = PAPER_T7[col].reindex(ours.index)
         pd.testing.assert_series_equal(table.loc[ours.index, f"{col} paper"], theirs, check_names=False)
@@ -145,17 +149,17 @@ def test_table7_keeps_not_run_rows_and_never_fills_ours_from_the_paper(runs):
         assert not np.isclose(table.loc[shared, f"{col} ours"], table.loc[shared, f"{col} paper"]).any()
     # every paper row is present: sets we did not pass at all read "not run" too
     assert set(PAPER_T7.index) <= set(table.index)
-    assert (table.loc["lstm Combine 50", "status"] == st.NOT_RUN)
-    shown = st.formatted(table)
-    assert shown.loc["fcn Combine 50", "revenue ours"] == st.NOT_RUN
+    assert (table.loc["lstm Combine 50", "status"] == formatting.NOT_RUN)
+    shown = formatting.formatted(table)
+    assert shown.loc["fcn Combine 50", "revenue ours"] == formatting.NOT_RUN
     assert shown.loc["fcn Combine 50", "revenue paper"].endswith("%")
-    assert shown.loc["PK 50", "sharpe ours"] != st.NOT_RUN
+    assert shown.loc["PK 50", "sharpe ours"] != formatting.NOT_RUN
 
 
 def test_table7_excess_matches_a_direct_computation(runs):
     _, result = runs
-    bench = st.benchmarks(make_market())
-    ours = st.table7(result, bench, "ZZ500")
+    bench = benchmarks.benchmarks(make_market())
+    ours = table7.table7(result, bench, "ZZ500")
     r = result["PK 50"].result.returns
     excess = r - bench.returns["ZZ500"].reindex(r.index)
     expected = np.prod(1 + excess.to_numpy()) ** (252 / len(excess)) - 1
@@ -165,19 +169,20 @@ def test_table7_excess_matches_a_direct_computation(runs):
 
 def test_intervals_costs_and_commentary(runs, market):
     _, result = runs
-    bench = st.benchmarks(market)
-    iv = st.sharpe_intervals(result, bench, n_boot=200, seed=1)
+    bench = benchmarks.benchmarks(market)
+    iv = table7.sharpe_intervals(result, bench, n_boot=200, seed=1)
     assert iv.loc["PK 50", "low"] <= iv.loc["PK 50", "sharpe"] <= iv.loc["PK 50", "high"]
     assert iv.loc["PK 50", "sharpe paper"] == PAPER_T7.loc["PK 50", "sharpe"]
-    assert iv.loc["fcn Combine 50", "status"] == st.NOT_RUN and np.isnan(iv.loc["fcn Combine 50", "sharpe"])
-    costs = st.cost_table(result, market, bench, round_trips=(0.0, 0.003))
+    assert iv.loc["fcn Combine 50", "status"] == formatting.NOT_RUN
+    assert np.isnan(iv.loc["fcn Combine 50", "sharpe"])
+    costs = table7.cost_table(result, market, bench, round_trips=(0.0, 0.003))
     assert list(costs.index) == ["PK 50", "GP 50"]
     free, paid = costs[("annual_return", "0.00 %")], costs[("annual_return", "0.30 %")]
     assert (free > paid).all()  # the same scores cost more at a higher fee
-    ours = st.table7(result, bench)
-    text = st.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3)
+    ours = table7.table7(result, bench)
+    text = table7.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3)
     assert "not run" in text and "stand-in" in text and "first 3 PK factors" in text
-    sim = st.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3, simulated=True)
+    sim = table7.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3, simulated=True)
     assert "simulated market" in sim and "qlib" not in sim
 
 
@@ -187,22 +192,22 @@ def test_intervals_costs_and_commentary(runs, market):
 def test_table5_shows_schemes_not_run_beside_the_paper(cfg, monkeypatch):
     monkeypatch.delenv("NNAFC_DATA", raising=False)  # invented weekdays: no real index file may be read
     panel = make_market(t=1400, start="2014-06-02", simulated=False)
-    bench = st.benchmarks(panel)
-    splits = st.table5_windows(panel)
+    bench = benchmarks.benchmarks(panel)
+    splits = table5.table5_windows(panel)
     splits = {k: (v if i == 0 else None) for i, (k, v) in enumerate(splits.items())}  # one window, fast
-    pk = st.cached([momentum(5), momentum(20)], panel)
-    ours = st.table5(panel, splits, lambda s: st.table5_sets(pk, {}), bench, cfg)
+    pk = factor.cached([momentum(5), momentum(20)], panel)
+    ours = table5.table5(panel, splits, lambda s: table5.table5_sets(pk, {}), bench, cfg)
     first = paper.TABLE5_RETURNS.index[0]
     assert np.isfinite(ours.loc[first, "PK 50"]) and np.isfinite(ours.loc[first, "ZZ500"])
-    assert ours[list(st.TABLE5_SCHEMES)].isna().all().all()
-    table = st.table5_vs_paper(ours)
+    assert ours[list(table5.TABLE5_SCHEMES)].isna().all().all()
+    table = table5.table5_vs_paper(ours)
     assert list(table.index) == list(paper.TABLE5_RETURNS.index)
-    for col in (*st.TABLE5_SCHEMES, "ZZ500"):
+    for col in (*table5.TABLE5_SCHEMES, "ZZ500"):
         np.testing.assert_array_equal(table[f"{col} paper"], paper.TABLE5_RETURNS[col])
-    shown = st.table5_display(table)
-    assert (shown[[f"{s} ours" for s in st.TABLE5_SCHEMES]] == st.NOT_RUN).all().all()
+    shown = table5.table5_display(table)
+    assert (shown[[f"{s} ours" for s in table5.TABLE5_SCHEMES]] == formatting.NOT_RUN).all().all()
     assert shown.loc[first, "PK 50 ours"].endswith("%")
-    text = st.table5_commentary(ours)
+    text = table5.table5_commentary(ours)
     assert "PK 50 in place of Only GP / GP and NNAFC / Only NNAFC: not run" in text
 
 
@@ -220,25 +225,27 @@ def _store(root, key, name, split_dates, panel, values, **meta):
 
 
 def test_zoo_sets_take_only_factors_built_for_the_window(tmp_path, market):
-    split, other = st.test_windows(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)[:2]
-    want = st._split_dates(split, market.dates)
+    windows = windows_covering(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
+    split, other = windows[:2]
+    want = zoo_lib._split_dates(split, market.dates)
     v = momentum(5).values(market)
     fcn, lstm = {"origin": "nnafc", "config": {"net": "fcn"}}, {"origin": "nnafc", "config": {"net": "lstm"}}
     _store(tmp_path, "a1", "fcn(MA10)", want, market, v, **fcn, seed_factor_origin="pk")
     _store(tmp_path, "a2", "fcn(MA10)", want, market, v, **fcn, seed_factor_origin="pk")
     _store(tmp_path, "b1", "lstm(gp1)", want, market, v, **lstm, seed_factor_origin="gp")
     _store(tmp_path, "c1", "gp1", want, market, v, origin="gp")
-    _store(tmp_path, "d1", "fcn(EMA)", st._split_dates(other, market.dates), market, v, origin="nnafc",
+    _store(tmp_path, "d1", "fcn(EMA)", zoo_lib._split_dates(other, market.dates), market, v, origin="nnafc",
            config={"net": "fcn"})
-    sets = st.zoo_sets(tmp_path, market, split)
+    sets = zoo_lib.zoo_sets(tmp_path, market, split)
     assert sorted(sets) == ["fcn", "gp", "lstm+gp"]
     assert [f.name for f in sets["fcn"]] == ["fcn(MA10)", "fcn(MA10)~2"]  # unique names for XGBoost
     span = split.span
     np.testing.assert_allclose(sets["gp"][0].values(market)[span], v[span], equal_nan=True)
-    assert st.zoo_sets(None, market, split) == {} and st.zoo_sets(tmp_path / "none", market, split) == {}
-    inv = st.zoo_inventory(tmp_path)
+    assert zoo_lib.zoo_sets(None, market, split) == {}
+    assert zoo_lib.zoo_sets(tmp_path / "none", market, split) == {}
+    inv = zoo_lib.zoo_inventory(tmp_path)
     assert inv["factors"].sum() == 5
-    sets5 = st.table5_sets([momentum(5)], sets)
+    sets5 = table5.table5_sets([momentum(5)], sets)
     assert sets5["Only GP"] and sets5["Only NNAFC"] and sets5["GP and NNAFC"] is None
 
 
@@ -246,7 +253,7 @@ def test_cached_values_serve_prefixes_and_match_direct_values(market):
     calls = []
     base = momentum(5)
     counted = Factor("M", "pk", lambda p: calls.append(1) or base.values(p))
-    (f,) = st.cached([counted], market)
+    (f,) = factor.cached([counted], market)
     full = f.values(market)
     prefix = market.slice_days(0, 100)
     np.testing.assert_array_equal(f.values(prefix), full[:100])
@@ -255,6 +262,7 @@ def test_cached_values_serve_prefixes_and_match_direct_values(market):
 
 
 def test_pk_set_sizes():
-    assert len(st.pk_set()) == 50 and [f.name for f in st.pk_set(3)] == [f.name for f in st.pk_set()[:3]]
+    assert len(table7.pk_set()) == 50
+    assert [f.name for f in table7.pk_set(3)] == [f.name for f in table7.pk_set()[:3]]
     with pytest.raises(ValueError):
-        st.pk_set(0)
+        table7.pk_set(0)

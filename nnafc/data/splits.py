@@ -7,6 +7,7 @@ from reading validation prices, build them with `period_labels(close, days, h)`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 
@@ -15,6 +16,7 @@ import pandas as pd
 from nnafc.data.panel import DataError, Panel
 
 SIZES = ("n_train", "n_valid", "n_test")
+WARMUP_DAYS = 65  # history before the first training day: PK 50's longest window is 61 days
 
 
 @dataclass(frozen=True)
@@ -116,3 +118,98 @@ def split_window(panel: Panel, split: Split, lookback: int = 150, horizon: int =
         return slice(sl.start - start, sl.stop - start)
 
     return sub, Split(shift(split.train), shift(split.valid), shift(split.test), calendar=sub.dates)
+
+
+def _window(panel: Panel, train_start: int, n_train: int, n_valid: int, test_stop: int) -> Split:
+    a, b = train_start + n_train, train_start + n_train + n_valid
+    return Split(slice(train_start, a), slice(a, b), slice(b, test_stop), calendar=panel.dates)
+
+
+def windows_covering(
+    panel: Panel, test_start: str, test_end: str, n_train: int = 250, n_valid: int = 30, n_test: int = 90
+) -> list[Split]:
+    """Rolling train / valid / test windows whose test periods tile `[test_start, test_end]` (§4.1).
+
+    Each window trains on the `n_train` days and validates on the `n_valid` days just before
+    its test days; the next window rolls forward by `n_test` days. The last test period may be
+    shorter than `n_test` so that the whole span is covered. On a simulated panel whose dates
+    do not hold the span, the same number of test days is placed at the end of the panel
+    (calendar dates of a simulated market mean nothing). A remainder shorter than `n_valid`
+    days is added to the last window instead of fitting a model for a handful of days.
+    """
+    if min(n_train, n_test) < 1 or n_valid < 1:
+        raise ValueError(f"need n_train, n_valid, n_test >= 1, got {n_train}, {n_valid}, {n_test}")
+    dates = panel.dates
+    first = int(dates.searchsorted(pd.Timestamp(test_start)))
+    stop = int(dates.searchsorted(pd.Timestamp(test_end), side="right"))
+    history = WARMUP_DAYS + n_train + n_valid
+    if stop - first < 1 or first < history:
+        if not panel.simulated:
+            raise DataError(
+                f"test span {test_start}..{test_end} needs {history} trading days of data before it and "
+                f"some inside it; the panel holds {dates[0].date()}..{dates[-1].date()}"
+            )
+        span = max(stop - first, len(pd.bdate_range(test_start, test_end)), 1)
+        stop = len(dates)
+        first = max(history, stop - span)
+        if stop - first < 1:
+            raise DataError(f"the simulated panel has {len(dates)} days: too short for {history} + test days")
+    starts = list(range(first, stop, n_test))
+    if len(starts) > 1 and stop - starts[-1] < n_valid:
+        starts.pop()  # a remainder shorter than the validation split joins the last window
+    ends = [*starts[1:], stop]
+    return [
+        _window(panel, a - n_train - n_valid, n_train, n_valid, b) for a, b in zip(starts, ends, strict=True)
+    ]
+
+
+def windows_frame(splits: Sequence[Split]) -> pd.DataFrame:
+    """First and last date and length of each window's train / valid / test periods, one row per window."""
+    rows = []
+    for split in splits:
+        row = {}
+        for part, dates in split.dates().items():
+            row[(part, "from")], row[(part, "to")] = dates[0].date(), dates[-1].date()
+            row[(part, "days")] = len(dates)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    frame.index = pd.RangeIndex(1, len(rows) + 1, name="window")
+    return frame
+
+
+def calendar_windows(
+    panel: Panel,
+    windows: Sequence[tuple[str, str, str, str]],
+) -> list[Split | None]:
+    """Windows given by dates `(train start, train end, test start, test end)` as splits, with the
+    days between training and test as the validation split (Table 5's windows: train on a calendar
+    year, test on February-March of the next, validate on the January between, so no test day
+    informs any choice).
+
+    A window outside the data is None; on a simulated panel every window is moved by whole years
+    so that the last one ends inside the panel.
+    """
+    shift = 0
+    if panel.simulated and windows:
+        last_end = pd.Timestamp(max(w[3] for w in windows))
+        while last_end + pd.DateOffset(years=shift) > panel.dates[-1]:
+            shift -= 1
+    out: list[Split | None] = []
+    for w in windows:
+        tr0, tr1, te0, te1 = (pd.Timestamp(d) + pd.DateOffset(years=shift) for d in w)
+        d = panel.dates
+        a = int(d.searchsorted(tr0))
+        b = int(d.searchsorted(tr1, side="right"))
+        c = int(d.searchsorted(te0))
+        e = int(d.searchsorted(te1, side="right"))
+        ok = (
+            a >= WARMUP_DAYS
+            and b > a
+            and c > b
+            and e > c
+            and e <= len(d)
+            and d[-1] >= te1 - pd.Timedelta(days=7)
+        )
+        out.append(Split(slice(a, b), slice(b, c), slice(c, e), calendar=d) if ok else None)
+    return out

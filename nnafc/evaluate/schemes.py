@@ -38,7 +38,7 @@ from nnafc.factor import Factor
 from nnafc.ops import average_ranks
 
 if TYPE_CHECKING:
-    from nnafc.evaluate.strategy_tables import StrategyConfig
+    from nnafc.strategy.rolling import StrategyConfig
     from nnafc.zoo import Zoo
 
 SCHEMES = ("Only GP", "GP and NNAFC", "Only NNAFC")
@@ -399,13 +399,15 @@ def strategy_returns(rolling: Rolling, cfg: StrategyConfig, data: str | None = N
     """Table 5's measure on Table 4's windows: each scheme's factors traded alone by the §4.4
     strategy (XGBoost fitted on the window's training days, tuned on its validation days), its
     absolute return over the window's test days, and the index's over the same days."""
-    from nnafc.evaluate import strategy_tables as st  # lazily: xgboost and the backtester
+    from nnafc import factor  # lazily: xgboost and the backtester
+    from nnafc.evaluate import table5
+    from nnafc.strategy import benchmarks
 
     frames = []
     for window, run in rolling.runs.items():
-        sets = {s: st.cached(f, run.panel) if f else None for s, f in run.factors.items()}
-        bench = st.benchmarks(run.panel, data)
-        frames.append(st.table5(run.panel, {window: run.split}, lambda _split, sets=sets: sets, bench,
+        sets = {s: factor.cached(f, run.panel) if f else None for s, f in run.factors.items()}
+        bench = benchmarks.benchmarks(run.panel, data)
+        frames.append(table5.table5(run.panel, {window: run.split}, lambda _split, sets=sets: sets, bench,
                                 cfg, index))
     table = pd.concat(frames)
     table.index.name = "window"

@@ -21,12 +21,12 @@ from nnafc.strategy.performance import (
 )
 from nnafc.strategy.pipeline import fit_model, predict_scores, run_strategy
 from nnafc.strategy.portfolio import BUY_COST, SELL_COST, BacktestResult, backtest, select_top_k, signal_days
-from nnafc.strategy.selection import combine_importance, factor_sets, select_combine
+from nnafc.strategy.selection import combine_importance, select_combine
 
 __all__ = [
     "BUY_COST", "INDEX_CODES", "SELL_COST", "BacktestResult", "FactorModel", "annual_return", "backtest",
     "bootstrap_sharpe", "build_features", "combine_importance", "cost_sensitivity", "excess_returns",
-    "factor_sets", "fit_model", "load_index_returns", "make_labels", "max_drawdown", "performance_table",
+    "fit_model", "load_index_returns", "make_labels", "max_drawdown", "performance_table",
     "predict_scores", "rank_labels", "run_strategy", "select_combine", "select_top_k", "sharpe_ratio",
     "signal_days", "stack_rows", "standardize", "summarize",
 ]

@@ -52,13 +52,3 @@ def select_combine(factors_a: Sequence[Factor], factors_b: Sequence[Factor], pan
     order = np.argsort(-importance.to_numpy(), kind="stable")[:n]
     return [pool[i] for i in sorted(order)]
 
-
-def factor_sets(panel: Panel, train: slice, pk: Sequence[Factor], gp: Sequence[Factor] | None = None,
-                new: Sequence[Factor] | None = None, n: int = 50, **kwargs) -> dict[str, list[Factor]]:
-    """Table 7 sets: "PK 50", "GP 50", "GP Combine 50" (PK + GP), "New 50", "Combine 50" (PK + New)."""
-    sets = {f"PK {len(pk)}": list(pk)}
-    for label, other, combined in (("GP", gp, f"GP Combine {n}"), ("New", new, f"Combine {n}")):
-        if other is not None:
-            sets[f"{label} {len(other)}"] = list(other)
-            sets[combined] = select_combine(pk, other, panel, train, n, **kwargs)
-    return sets

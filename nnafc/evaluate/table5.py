@@ -1,0 +1,170 @@
+"""Table 5 of the paper (§4.2): each scheme's factors traded alone over four calendar windows.
+
+Train on one calendar year, test on February-March of the next; the January between is the
+validation split that chooses the XGBoost hyper-parameters. Each window is an independent
+backtest starting from cash, as the paper's separate back-tests are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nnafc import paper
+from nnafc.data.panel import Panel
+from nnafc.data.splits import Split, calendar_windows
+from nnafc.evaluate.formatting import NOT_RUN, formatted
+from nnafc.evaluate.table7 import _pct
+from nnafc.factor import Factor
+from nnafc.strategy.benchmarks import Benchmarks
+from nnafc.strategy.rolling import StrategyConfig, run_window
+from nnafc.zoo import zoo_sets
+
+TABLE5_SCHEMES = ("Only GP", "GP and NNAFC", "Only NNAFC")
+
+
+def window_label(train_start: str, test_start: str, test_end: str) -> str:
+    """The paper's Table 5 row label, e.g. "2015 -> 2016-02..03"."""
+    return f"{train_start[:4]} -> {test_start[:7]}..{test_end[5:7]}"
+
+
+def table5_windows(
+    panel: Panel, windows: Sequence[tuple[str, str, str, str]] = paper.TABLE5_WINDOWS
+) -> dict[str, Split | None]:
+    """The paper's Table 5 windows as splits, by the paper's row label (`data.calendar_windows`)."""
+    return dict(zip([window_label(w[0], w[2], w[3]) for w in windows],
+                    calendar_windows(panel, windows), strict=True))
+
+
+def table5_sets(
+    pk: Sequence[Factor], zoo: Mapping[str, Sequence[Factor]], net: str = "fcn"
+) -> dict[str, list[Factor] | None]:
+    """Table 5's schemes for one window (§4.2, FCN): Only GP, GP and NNAFC, Only NNAFC, and the PK set.
+
+    "GP and NNAFC" are networks seeded by GP factors (`<net>+gp` in the zoo), "Only NNAFC" networks
+    seeded by PK factors. Each scheme trades its own factors alone; PK 50 is run as a stand-in.
+    """
+    return {
+        "Only GP": _or_none(zoo.get("gp")),
+        "GP and NNAFC": _or_none(zoo.get(f"{net}+gp")),
+        "Only NNAFC": _or_none(zoo.get(net)),
+        "PK 50": list(pk),
+    }
+
+
+def table5_sets_for(
+    panel: Panel, pk: Sequence[Factor], zoo: str | Path | None, device: str = "cpu", net: str = "fcn"
+) -> Callable[[Split], dict]:
+    """`split -> table5_sets(...)` with the zoo's factors for that split (for `table5`)."""
+    return lambda split: table5_sets(pk, zoo_sets(zoo, panel, split, device), net)
+
+
+def _or_none(factors: Sequence[Factor] | None) -> list[Factor] | None:
+    return list(factors) if factors else None
+
+
+def table5(
+    panel: Panel,
+    splits: Mapping[str, Split | None],
+    sets_for: Callable[[Split], Mapping[str, Sequence | None]],
+    bench: Benchmarks,
+    cfg: StrategyConfig,
+    index: str = "ZZ500",
+) -> pd.DataFrame:
+    """Table 5: each scheme's absolute return over each window's test months, and the index's.
+
+    Rows are the paper's window labels; a window outside the data, or a scheme without
+    constructed factors for it, is NaN with its `status`. Each window is an independent
+    backtest starting from cash, as the paper's separate back-tests are.
+    """
+    rows, status = {}, {}
+    for label, split in splits.items():
+        if split is None:
+            rows[label], status[label] = {}, "window outside the data"
+            continue
+        results = run_window(panel, split, sets_for(split), cfg)
+        row = {
+            name: (np.nan if res is None else float(np.prod(1.0 + res.returns.to_numpy()) - 1.0))
+            for name, res in results.items()
+        }
+        idx = bench.returns[index].iloc[split.test]
+        row[index] = float(np.prod(1.0 + idx.to_numpy()) - 1.0)
+        row["test days"] = (
+            f"{panel.dates[split.test.start].date()} .. {panel.dates[split.test.stop - 1].date()}"
+        )
+        missing = [name for name, res in results.items() if res is None]
+        rows[label] = row
+        status[label] = "run" if not missing else f"{NOT_RUN}: {', '.join(missing)}"
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = paper.TABLE5_RETURNS.index.name
+    out["status"] = pd.Series(status)
+    return out
+
+
+def table5_vs_paper(ours: pd.DataFrame, stand_in: str = "PK 50") -> pd.DataFrame:
+    """Paper beside ours for the three schemes and ZZ500, then our stand-in set (ours only)."""
+    table = paper.beside(ours, paper.TABLE5_RETURNS)
+    order = list(paper.TABLE5_RETURNS.index) + [r for r in table.index if r not in paper.TABLE5_RETURNS.index]
+    table = table.reindex(order)
+    if stand_in in ours:
+        table[f"{stand_in} ours"] = ours[stand_in]
+    table["status"] = ours["status"].reindex(table.index).fillna(f"{NOT_RUN}: window not selected")
+    return table
+
+
+def table5_display(table: pd.DataFrame) -> pd.DataFrame:
+    """`formatted` for Table 5: a scheme with no factors reads "not run" even where other sets ran."""
+    out = formatted(table, percent=("ours", "paper"))
+    for col in table.columns:
+        if col.endswith(" ours"):
+            scheme = col[: -len(" ours")]
+            miss = table[col].isna()
+            whole_row = [("window" in str(s)) for s in table.loc[miss, "status"]]  # window not run at all
+            out.loc[miss, col] = [
+                NOT_RUN if whole or scheme in str(s) else "—"
+                for whole, s in zip(whole_row, table.loc[miss, "status"], strict=True)
+            ]
+    return out
+
+
+def _windows(n: int) -> str:
+    return f"{n} window" + ("" if n == 1 else "s")
+
+
+def table5_commentary(
+    ours: pd.DataFrame, stand_in: str = "PK 50", index: str = "ZZ500", simulated: bool = False
+) -> str:
+    """What Table 5 shows: schemes not run are said so; the stand-in is compared with the index."""
+    schemes_run = [s for s in TABLE5_SCHEMES if s in ours and ours[s].notna().any()]
+    missing = [s for s in TABLE5_SCHEMES if s not in schemes_run]
+    done = ours.dropna(subset=[index])
+    parts = []
+    if missing:
+        parts.append(
+            f"**{stand_in} in place of {' / '.join(missing)}: not run.** No factors constructed for "
+            "these windows were found in the zoo, so the scheme columns are empty and the "
+            f"{stand_in} strategy stands in to show the windows and the backtest run."
+        )
+    if stand_in in done and len(done):
+        beat = int((done[stand_in] > done[index]).sum())
+        parts.append(
+            f"Over the {_windows(len(done))} run, {stand_in} beat {index} in {beat} of {len(done)} "
+            f"(mean test-period return {_pct(done[stand_in].mean())} against {_pct(done[index].mean())})."
+        )
+    for s in schemes_run:
+        d = done.dropna(subset=[s])
+        parts.append(f"{s} beat {index} in {int((d[s] > d[index]).sum())} of {_windows(len(d))}.")
+    theirs = paper.TABLE5_RETURNS[index].reindex(done.index).dropna()
+    if simulated:
+        parts.append("These windows ran on the **simulated market**: they test the code, not the paper.")
+    elif len(theirs):
+        gap = (done.loc[theirs.index, index] - theirs).abs()
+        parts.append(
+            f"Our {index} return over the same months differs from the paper's by up to "
+            f"{100 * gap.max():.1f} points ({gap.idxmax()}): the paper's exact test days or index "
+            "series are not ours, which alone moves every column of its table."
+        )
+    return " ".join(parts)
