@@ -54,8 +54,17 @@ def test_rolling_table_has_each_window_and_the_mean(rolled):
     np.testing.assert_allclose(table.loc[windows[0], "IC"].to_numpy(),
                                first.groupby("scheme", sort=False)["test IC"].mean().to_numpy())
     assert set(rolling.formulas["window"]) == set(windows)
-    text = schemes.table4_commentary(rolling, paper.TABLE4_SCHEMES, 2, simulated=True)
-    assert "simulated market" in text and "of 2 window(s)" in text
+    facts = schemes.table4_facts(rolling, paper.TABLE4_SCHEMES)
+    assert facts.attrs["n_windows"] == 2 and list(facts.index) == list(schemes.SCHEMES)
+    np.testing.assert_allclose(facts["IC ours"], rolling.mean["IC"].reindex(facts.index))
+    assert facts.loc["Only NNAFC", "IC rank paper"] == 2 and facts.loc["GP and NNAFC", "IC rank paper"] == 1
+    per_window = table.drop(index="mean", level="window")["IC"].unstack("scheme")
+    wins = int((per_window["Only NNAFC"] > per_window["Only GP"]).sum())
+    assert facts.loc["Only NNAFC", "beats Only GP"] == wins
+    assert facts.loc["Only NNAFC", "windows compared"] == 2
+    assert np.isnan(facts.loc["Only GP", "beats Only GP"])
+    same_order = schemes.ranked(facts["IC ours"]) == schemes.ranked(facts["IC paper"])
+    assert facts.attrs["ic_order_agrees"] == same_order
 
 
 def test_table4_reads_the_test_days(rolled):
@@ -89,7 +98,6 @@ def test_inheritance_pairs_and_summary(rolled):
     summary = schemes.inheritance_summary(pairs)
     assert list(summary.index) == ["GP child", "NNAFC update"]
     assert summary.loc["NNAFC update", "pairs"] == 8
-    assert "GP child" in schemes.inheritance_commentary(summary)
 
 
 def test_inheritance_summary_on_constructed_pairs():
@@ -159,7 +167,7 @@ def test_fewer_nnafc_factors_than_gp_formulas(panel):
     assert run.factors["GP and NNAFC"][0].meta["seed_factor"] == best_gp
 
 
-def test_strategy_returns_per_window_and_commentary(rolled):
+def test_strategy_returns_per_window_and_facts(rolled):
     from nnafc.strategy.rolling import StrategyConfig
 
     rolling = rolled[0]
@@ -169,5 +177,13 @@ def test_strategy_returns_per_window_and_commentary(rolled):
     assert list(out.index) == list(rolling.runs)
     assert np.isfinite(out[[*schemes.SCHEMES, "HS300"]].to_numpy(dtype=float)).all()
     assert (out["status"] == "run").all()
-    text = schemes.strategy_commentary(out, "HS300", paper.TABLE5_RETURNS)
-    assert "the paper's (Table 5) GP and NNAFC 4 of 4, Only NNAFC 4 of 4." in text
+    facts = schemes.strategy_facts(out, "HS300", paper.TABLE5_RETURNS)
+    assert facts.loc["Only NNAFC", "paper beats Only GP"] == 4
+    assert facts.loc["GP and NNAFC", "paper windows"] == 4
+    assert facts.loc["Only GP", "windows"] == len(out)
+    assert facts.loc["Only NNAFC", "beats HS300"] == int((out["Only NNAFC"] > out["HS300"]).sum())
+    assert facts.loc["Only NNAFC", "mean return"] == pytest.approx(out["Only NNAFC"].mean())
+
+
+def test_ranked_orders_high_to_low():
+    assert schemes.ranked(pd.Series({"a": 0.1, "b": np.nan, "c": 0.3})) == "c > a > b"

@@ -167,7 +167,7 @@ def test_table7_excess_matches_a_direct_computation(runs):
     assert ours.loc["PK 50", "abs_revenue"] == pytest.approx(np.prod(1 + r.to_numpy()) ** (252 / len(r)) - 1)
 
 
-def test_intervals_costs_and_commentary(runs, market):
+def test_intervals_costs_and_facts(runs, market):
     _, result = runs
     bench = benchmarks.benchmarks(market)
     iv = table7.sharpe_intervals(result, bench, n_boot=200, seed=1)
@@ -180,10 +180,13 @@ def test_intervals_costs_and_commentary(runs, market):
     free, paid = costs[("annual_return", "0.00 %")], costs[("annual_return", "0.30 %")]
     assert (free > paid).all()  # the same scores cost more at a higher fee
     ours = table7.table7(result, bench)
-    text = table7.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3)
-    assert "not run" in text and "stand-in" in text and "first 3 PK factors" in text
-    sim = table7.table7_commentary(ours, iv, "P", "all", 0.003, bench, 3, simulated=True)
-    assert "simulated market" in sim and "qlib" not in sim
+    facts = table7.table7_facts(ours, iv)
+    assert list(facts.index) == ["PK 50", "GP 50"]  # the rows that ran
+    assert facts.loc["PK 50", "revenue gap"] == pytest.approx(ours.loc["PK 50", "revenue"]
+                                                              - PAPER_T7.loc["PK 50", "revenue"])
+    assert facts.loc["PK 50", "paper sharpe inside our interval"] == iv.loc["PK 50", "paper inside"]
+    assert "fcn Combine 50" in facts.attrs["not_run"] and "PK 50" not in facts.attrs["not_run"]
+    assert facts.attrs["index_returns"]["ZZ500"][1] == PAPER_T7.loc["ZZ500", "revenue"]
 
 
 # ----------------------------------------------------------------------------- Table 5
@@ -207,8 +210,20 @@ def test_table5_shows_schemes_not_run_beside_the_paper(cfg, monkeypatch):
     shown = table5.table5_display(table)
     assert (shown[[f"{s} ours" for s in table5.TABLE5_SCHEMES]] == formatting.NOT_RUN).all().all()
     assert shown.loc[first, "PK 50 ours"].endswith("%")
-    text = table5.table5_commentary(ours)
-    assert "PK 50 in place of Only GP / GP and NNAFC / Only NNAFC: not run" in text
+    facts = table5.table5_facts(ours)
+    assert list(facts.index) == ["PK 50"] and facts.attrs["schemes_not_run"] == list(table5.TABLE5_SCHEMES)
+    assert facts.loc["PK 50", "windows"] == 1
+    assert facts.loc["PK 50", "beats ZZ500"] == int(ours.loc[first, "PK 50"] > ours.loc[first, "ZZ500"])
+    gap = abs(ours.loc[first, "ZZ500"] - paper.TABLE5_RETURNS.loc[first, "ZZ500"])
+    assert facts.attrs["index_gap_max"] == pytest.approx(gap)
+
+
+def test_table5_facts_without_any_window():
+    """New dates after 2019: no Table 5 window inside the data; the facts are empty, no KeyError."""
+    empty = pd.DataFrame(columns=["PK 50", "status"])
+    facts = table5.table5_facts(empty)
+    assert facts.empty and np.isnan(facts.attrs["index_gap_max"])
+    assert facts.attrs["schemes_not_run"] == list(table5.TABLE5_SCHEMES)
 
 
 # ----------------------------------------------------------------------------- zoo and caching

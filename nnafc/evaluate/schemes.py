@@ -414,97 +414,75 @@ def strategy_returns(rolling: Rolling, cfg: StrategyConfig, data: str | None = N
     return table
 
 
-# ----------------------------------------------------------------------------- commentary, plot
+# ----------------------------------------------------------------------------- facts, plot
 
 
-def _wins(table: pd.DataFrame, a: str, b: str) -> tuple[int, int]:
-    """In how many windows scheme `a` has the higher test IC than `b`, of how many."""
-    w = table.drop(index="mean", level="window")["IC"].unstack("scheme")
+def _wins(table: pd.DataFrame, a: str, b: str, column: str = "IC") -> tuple[int, int]:
+    """In how many windows scheme `a` has the higher `column` than `b`, of how many."""
+    w = table.drop(index="mean", level="window")[column].unstack("scheme")
     ok = w[[a, b]].dropna()
     return int((ok[a] > ok[b]).sum()), len(ok)
 
 
-def _fmt(values: pd.Series, order: Sequence[str]) -> str:
-    return ", ".join(f"{values[k]:.3f}" for k in order)
+def table4_facts(rolling: Rolling, paper_table: pd.DataFrame) -> pd.DataFrame:
+    """What our Table 4 says against the paper's, as numbers (one row per scheme).
+
+    Columns: mean test IC ours / paper and each one's rank (1 = highest), diversity ours / paper
+    and ranks, the windows in which the scheme's test IC beats Only GP's (and of how many), and
+    the standard deviation of the test IC across the scheme's factors (how noisy one factor is).
+    `attrs`: n_windows, test_days (mean test days per window), ic_order_agrees, diversity_order_agrees.
+    """
+    mean = rolling.mean.reindex(list(SCHEMES))
+    theirs = paper_table.reindex(list(SCHEMES))
+    spread = rolling.per_factor.groupby("scheme")["test IC"].std()
+    out = pd.DataFrame(index=pd.Index(list(SCHEMES), name="scheme"))
+    out["IC ours"], out["IC paper"] = mean["IC"], theirs["IC"]
+    out["IC rank ours"] = out["IC ours"].rank(ascending=False)
+    out["IC rank paper"] = out["IC paper"].rank(ascending=False)
+    out["diversity ours"], out["diversity paper"] = mean["diversity"], theirs["diversity"]
+    out["diversity rank ours"] = out["diversity ours"].rank(ascending=False)
+    out["diversity rank paper"] = out["diversity paper"].rank(ascending=False)
+    wins = {s: _wins(rolling.table, s, "Only GP") for s in NNAFC_SCHEMES}
+    out["beats Only GP"] = pd.Series({s: w[0] for s, w in wins.items()})
+    out["windows compared"] = pd.Series({s: w[1] for s, w in wins.items()})
+    out["test IC std over factors"] = spread.reindex(out.index)
+    out.attrs.update(
+        n_windows=len(rolling.runs),
+        test_days=int(np.mean([r.split.test.stop - r.split.test.start for r in rolling.runs.values()])),
+        ic_order_agrees=bool((out["IC rank ours"] == out["IC rank paper"]).all()),
+        diversity_order_agrees=bool((out["diversity rank ours"] == out["diversity rank paper"]).all()),
+    )
+    return out
 
 
-def table4_commentary(rolling: Rolling, paper_table: pd.DataFrame, n_factors: int,
-                      simulated: bool = False) -> str:
-    """A paragraph on how our Table 4 compares with the paper's, every number computed."""
-    mean, table = rolling.mean, rolling.table
-    n_windows = len(rolling.runs)
-    ours_order = list(mean["IC"].sort_values(ascending=False).index)
-    paper_order = list(paper_table["IC"].sort_values(ascending=False).index)
-    nn_gp, n = _wins(table, "Only NNAFC", "Only GP")
-    both_gp, _ = _wins(table, "GP and NNAFC", "Only GP")
-    div_order = list(mean["diversity"].sort_values(ascending=False).index)
-    spread = rolling.per_factor.groupby("scheme")["test IC"].std().reindex(list(SCHEMES))
-    test_days = int(np.mean([r.split.test.stop - r.split.test.start for r in rolling.runs.values()]))
-    first = next(iter(rolling.runs.values()))
-    gp_cfg, horizon = first.gp_result.config, first.horizon
-    text = [
-        "**On the simulated market** (no data configured): the numbers show the code runs, "
-        "not the paper's claim. " if simulated else "",
-        f"Over {n_windows} window(s), our schemes rank by mean test rank IC as "
-        f"{' > '.join(ours_order)} ({_fmt(mean['IC'], ours_order)}); the paper's "
-        f"order is {' > '.join(paper_order)} ({_fmt(paper_table['IC'], paper_order)}). ",
-        f"Only NNAFC beats Only GP in {nn_gp} of {n} window(s), "
-        f"GP and NNAFC beats Only GP in {both_gp} of {n}. ",
-        f"By diversity ours order {' > '.join(div_order)}, the paper's "
-        f"{' > '.join(paper_table['diversity'].sort_values(ascending=False).index)}. ",
-        "\n\nWhy ours may differ: ",
-        f"we build {n_factors} factors per scheme on CPU where the paper built 50 on a GPU, with a GP of "
-        f"{gp_cfg.population} trees x {gp_cfg.generations} generations and short "
-        "IC training; diversity grows with the number of factors (its points live in R^K) and the paper "
-        "does not say how it normalised values or how many k-means clusters it used, so only the order of "
-        "the diversity column compares, not its level; the paper gives neither its universe nor its test "
-        f"periods; and a {test_days}-day test window holds about {test_days // horizon} non-overlapping "
-        f"{horizon}-day returns, so a mean test IC is noisy -- across factors its standard deviation is "
-        f"{', '.join(f'{spread[s]:.3f} ({s})' for s in SCHEMES if np.isfinite(spread[s]))}.",
-    ]
-    return "".join(text)
+def ranked(values: pd.Series) -> str:
+    """"A > B > C" from the highest value down (NaN last): an order to print beside numbers."""
+    return " > ".join(values.sort_values(ascending=False, na_position="last").index.astype(str))
 
 
-def strategy_commentary(returns: pd.DataFrame, index: str, paper_table: pd.DataFrame | None = None) -> str:
-    """Which scheme's strategy earned most on average, how often each beat the index and Only
-    GP; and, from `paper_table` (Table 5), how often the paper's schemes beat Only GP."""
-    schemes_run = [s for s in SCHEMES if s in returns and returns[s].notna().any()]
-    if not schemes_run:
-        return "No scheme was traded."
-    mean = returns[schemes_run].mean()
-    beat = {s: int((returns[s] > returns[index]).sum()) for s in schemes_run}
-    order = list(mean.sort_values(ascending=False).index)
-    return (f"Mean test-window return over {len(returns)} window(s): "
-            + ", ".join(f"{s} {100 * mean[s]:+.2f} %" for s in order)
-            + f" ({index} {100 * returns[index].mean():+.2f} %). Windows beating {index}: "
-            + ", ".join(f"{s} {beat[s]}" for s in order) + ". Windows in which a scheme beats Only GP: ours "
-            + _beats_gp(returns)
-            + (f"; the paper's (Table 5) {_beats_gp(paper_table)}" if paper_table is not None else "") + ".")
-
-
-def _beats_gp(table: pd.DataFrame) -> str:
-    """"GP and NNAFC k of n, Only NNAFC k of n": windows with a higher return than Only GP."""
-    if "Only GP" not in table or table["Only GP"].isna().all():
-        return "none (Only GP not run)"
-    parts = []
-    for s in NNAFC_SCHEMES:
-        if s in table:
-            ok = table[[s, "Only GP"]].dropna()
-            parts.append(f"{s} {int((ok[s] > ok['Only GP']).sum())} of {len(ok)}")
-    return ", ".join(parts)
-
-
-def inheritance_commentary(summary: pd.DataFrame) -> str:
-    """What the inheritance table says, in one sentence per kind of update."""
-    parts = []
-    for kind, r in summary.iterrows():
-        parts.append(
-            f"**{kind}** ({int(r['pairs'])} pairs): the child's training IC correlates with its parent's at "
-            f"{r['ic_corr']:.2f}, {100 * r['kept_share']:.0f} % of children match or beat the parent's IC "
-            f"(mean change {r['mean_change']:+.4f}), {100 * r['failed_share']:.0f} % no longer compute, "
-            f"and a child's values correlate with its parent's at {r['value_corr']:.2f} (median)."
-        )
-    return " ".join(parts)
+def strategy_facts(returns: pd.DataFrame, index: str,
+                   paper_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per scheme traded: mean test-window return, windows beating `index` and Only GP (of how many);
+    and, from `paper_table` (Table 5), how often the paper's scheme beat Only GP in its windows."""
+    rows = {}
+    for s in SCHEMES:
+        if s not in returns or returns[s].isna().all():
+            continue
+        r = returns[[s, index]].dropna()
+        row = {"mean return": float(returns[s].mean()), f"beats {index}": int((r[s] > r[index]).sum()),
+               "windows": len(r)}
+        if s != "Only GP" and "Only GP" in returns:
+            g = returns[[s, "Only GP"]].dropna()
+            row["beats Only GP"], row["windows vs Only GP"] = int((g[s] > g["Only GP"]).sum()), len(g)
+            if paper_table is not None and s in paper_table:
+                p = paper_table[[s, "Only GP"]].dropna()
+                row["paper beats Only GP"] = int((p[s] > p["Only GP"]).sum())
+                row["paper windows"] = len(p)
+        rows[s] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "scheme"
+    out.attrs["index mean return"] = float(returns[index].mean()) if index in returns else float("nan")
+    return out
 
 
 def plot_inheritance(pairs: pd.DataFrame, axes: Sequence | None = None) -> Sequence:

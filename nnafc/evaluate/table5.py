@@ -17,7 +17,6 @@ from nnafc import paper
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split, calendar_windows
 from nnafc.evaluate.formatting import NOT_RUN, formatted
-from nnafc.evaluate.table7 import _pct
 from nnafc.factor import Factor
 from nnafc.strategy.benchmarks import Benchmarks
 from nnafc.strategy.rolling import StrategyConfig, run_window
@@ -130,41 +129,30 @@ def table5_display(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _windows(n: int) -> str:
-    return f"{n} window" + ("" if n == 1 else "s")
+def table5_facts(ours: pd.DataFrame, index: str = "ZZ500") -> pd.DataFrame:
+    """Per factor set traded in Table 5 (schemes and the extra PK set): in how many windows it beat
+    `index`, of how many, and its mean test-period return beside the index's on the same windows.
 
-
-def table5_commentary(
-    ours: pd.DataFrame, stand_in: str = "PK 50", index: str = "ZZ500", simulated: bool = False
-) -> str:
-    """What Table 5 shows: schemes not run are said so; the stand-in is compared with the index."""
-    schemes_run = [s for s in TABLE5_SCHEMES if s in ours and ours[s].notna().any()]
-    missing = [s for s in TABLE5_SCHEMES if s not in schemes_run]
-    done = ours.dropna(subset=[index])
-    parts = []
-    if missing:
-        parts.append(
-            f"**{stand_in} in place of {' / '.join(missing)}: not run.** No factors constructed for "
-            "these windows were found in the zoo, so the scheme columns are empty and the "
-            f"{stand_in} strategy stands in to show the windows and the backtest run."
-        )
-    if stand_in in done and len(done):
-        beat = int((done[stand_in] > done[index]).sum())
-        parts.append(
-            f"Over the {_windows(len(done))} run, {stand_in} beat {index} in {beat} of {len(done)} "
-            f"(mean test-period return {_pct(done[stand_in].mean())} against {_pct(done[index].mean())})."
-        )
-    for s in schemes_run:
-        d = done.dropna(subset=[s])
-        parts.append(f"{s} beat {index} in {int((d[s] > d[index]).sum())} of {_windows(len(d))}.")
-    theirs = paper.TABLE5_RETURNS[index].reindex(done.index).dropna()
-    if simulated:
-        parts.append("These windows ran on the **simulated market**: they test the code, not the paper.")
-    elif len(theirs):
-        gap = (done.loc[theirs.index, index] - theirs).abs()
-        parts.append(
-            f"Our {index} return over the same months differs from the paper's by up to "
-            f"{100 * gap.max():.1f} points ({gap.idxmax()}): the paper's exact test days or index "
-            "series are not ours, which alone moves every column of its table."
-        )
-    return " ".join(parts)
+    Empty (no rows) when no window ran. `attrs`: schemes_not_run (schemes without factors in every
+    window), index_gap_max (largest |our index return - the paper's| over the windows both have,
+    NaN if none) and its window.
+    """
+    cols = [c for c in ours.columns if c not in (index, "status", "test days")]
+    done = ours.dropna(subset=[index]) if index in ours else ours.iloc[0:0]
+    rows = {}
+    for c in cols:
+        d = done.dropna(subset=[c]) if c in done else done.iloc[0:0]
+        if len(d):
+            rows[c] = {f"beats {index}": int((d[c] > d[index]).sum()), "windows": len(d),
+                       "mean return": float(d[c].mean()), f"{index} mean return": float(d[index].mean())}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=[f"beats {index}", "windows", "mean return",
+                                                                 f"{index} mean return"])
+    out.index.name = "set"
+    theirs = paper.TABLE5_RETURNS[index].reindex(done.index).dropna() if index in paper.TABLE5_RETURNS else []
+    gap = (done.loc[theirs.index, index] - theirs).abs() if len(theirs) else pd.Series(dtype=float)
+    out.attrs.update(
+        schemes_not_run=[s for s in TABLE5_SCHEMES if s not in rows],
+        index_gap_max=float(gap.max()) if len(gap) else float("nan"),
+        index_gap_window=str(gap.idxmax()) if len(gap) else "",
+    )
+    return out

@@ -222,81 +222,30 @@ def excess_frame(
     )
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
+def table7_facts(ours: pd.DataFrame, intervals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per strategy row that ran: ours against the paper's, as numbers.
 
-
-def table7_commentary(
-    ours: pd.DataFrame,
-    intervals: pd.DataFrame | None,
-    period: str,
-    universe: str,
-    round_trip_cost: float,
-    bench: Benchmarks,
-    n_pk: int,
-    simulated: bool = False,
-) -> str:
-    """A paragraph computed from the tables: how ours compare with the paper, and why they may differ.
-
-    `simulated`: the panel is the simulated market; the paragraph then says the comparison means nothing.
+    Columns: excess return, excess Sharpe and excess drawdown, ours and the paper's; the gap in
+    excess return (ours - paper); whether the paper's Sharpe lies inside our bootstrap interval
+    ("yes" / "no" / "—"); the absolute annual return. `attrs`: benchmark, not_run (row names
+    without factors), index_returns (ours and the paper's annual return per index row).
     """
-    P = paper.TABLE7_STRATEGY
-    bm = ours.attrs.get("benchmark", "ZZ500")
-    parts = []
-    idx_txt = ", ".join(
-        f"{k} {_pct(ours.loc[k, 'revenue'])} a year (paper {_pct(P.loc[k, 'revenue'])})"
-        for k in INDICES
-        if k in ours.index and np.isfinite(ours.loc[k, "revenue"])
-    )
-    if idx_txt:
-        parts.append(
-            f"Over our test period ({period}) the benchmarks returned {idx_txt}"
-            + (" — here a stand-in: the equal-weight mean of the panel's stocks." if bench.simulated else ".")
-        )
+    theirs = paper.TABLE7_STRATEGY
     ran = [r for r in ours.index if ours.loc[r, "status"] == "run"]
-    for r in ran:
-        o, p = ours.loc[r], P.loc[r] if r in P.index else None
-        txt = (
-            f"**{r}** earned {_pct(o['revenue'])} a year over {bm} (excess Sharpe {o['sharpe']:.2f}, "
-            f"excess drawdown {_pct(o['max_drawdown'])}; {_pct(o['abs_revenue'])} a year in absolute terms)"
-        )
-        if p is not None:
-            gap = o["revenue"] - p["revenue"]
-            txt += (
-                f", {abs(100 * gap):.1f} points {'above' if gap > 0 else 'below'} the paper's "
-                f"{_pct(p['revenue'])} (Sharpe {p['sharpe']:.2f})"
-            )
-        if (
-            intervals is not None
-            and r in intervals.index
-            and intervals.loc[r, "paper inside"] in ("yes", "no")
-        ):
-            iv = intervals.loc[r]
-            txt += (
-                f"; the paper's Sharpe lies {'inside' if iv['paper inside'] == 'yes' else 'outside'} our "
-                f"95 % bootstrap interval [{iv['low']:.2f}, {iv['high']:.2f}]"
-            )
-        parts.append(txt + ".")
-    if "PK 50" in ran and n_pk != 50:
-        parts.append(f'Our "PK 50" row trades only the first {n_pk} PK factors (a reduced run).')
-    not_run = [r for r in ours.index if ours.loc[r, "status"] == NOT_RUN]
-    if not_run:
-        parts.append(
-            f"{len(not_run)} of the paper's rows are **not run** ({', '.join(not_run)}): the zoo holds "
-            "no constructed factors for them on these windows, and we do not fill them in."
-        )
-    if simulated:
-        parts.append(
-            "These numbers come from the **simulated market**: they show that the pipeline runs end to "
-            "end, and say nothing about the paper's claims; do not compare them with the paper's columns."
-        )
-        return "\n\n".join(parts)
-    parts.append(
-        f"Why ours may differ: the paper does not date its Table 7, so its period is not ours ({period}); "
-        f"the universe here is {universe!r} with our own tradability rules (suspensions, price limits at "
-        f"execution); costs are a {_pct(round_trip_cost)} round trip split 1 : 2 between buying and selling, "
-        'our reading of its "0.3 % commission"; the paper does not list its 50 prior-knowledge factors, '
-        "so our PK 50 is our own choice; and our data is the public qlib A-share set, not the paper's "
-        "vendor data."
+    out = pd.DataFrame(index=pd.Index(ran, name="group"))
+    out["revenue ours"] = ours.loc[ran, "revenue"].astype(float)
+    out["revenue paper"] = theirs["revenue"].reindex(ran)
+    out["revenue gap"] = out["revenue ours"] - out["revenue paper"]
+    out["sharpe ours"] = ours.loc[ran, "sharpe"].astype(float)
+    out["sharpe paper"] = theirs["sharpe"].reindex(ran)
+    out["max_drawdown ours"] = ours.loc[ran, "max_drawdown"].astype(float)
+    out["abs_revenue ours"] = ours.loc[ran, "abs_revenue"].astype(float)
+    inside = intervals["paper inside"].reindex(ran) if intervals is not None else None
+    out["paper sharpe inside our interval"] = inside.fillna("—") if inside is not None else "—"
+    idx = [k for k in INDICES if k in ours.index and np.isfinite(ours.loc[k, "revenue"])]
+    out.attrs.update(
+        benchmark=ours.attrs.get("benchmark", "ZZ500"),
+        not_run=[r for r in ours.index if ours.loc[r, "status"] == NOT_RUN],
+        index_returns={k: (float(ours.loc[k, "revenue"]), float(theirs.loc[k, "revenue"])) for k in idx},
     )
-    return "\n\n".join(parts)
+    return out
