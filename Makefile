@@ -11,7 +11,7 @@ DATA_ARG := $(if $(NNAFC_DATA),--data $(NNAFC_DATA),)
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[book,test]"
+	$(BIN)/pip install --quiet -e ".[book,test,ray]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 

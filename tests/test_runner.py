@@ -89,17 +89,22 @@ def test_process_pool_equals_in_process(tmp_path, panel, jobs) -> None:
         _same_factor(here, pool, key)
 
 
-def test_ray_backend(tmp_path, panel, jobs) -> None:
+def test_ray_backend_equals_the_process_pool(tmp_path, panel, jobs, monkeypatch) -> None:
+    """A local 2-CPU Ray instance builds the same factors (keys, weights, values) as the process pool."""
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'nnafc[ray]')")
-    here = Zoo(tmp_path / "here")
-    run_jobs(jobs[:1], panel, here, threads=1, progress=False)
+    # Ray's raylet gives its agents 15 s to start by default: not enough on a busy 2-core machine
+    monkeypatch.setenv("RAY_agent_register_timeout_ms", "120000")
+    pool = Zoo(tmp_path / "pool")
+    expected = run_jobs(jobs, panel, pool, n_jobs=2, threads=1, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        result = run_jobs(jobs[:1], panel, tmp_path / "ray", backend="ray", threads=1, progress=False)
+        result = run_jobs(jobs, panel, tmp_path / "ray", backend="ray", n_jobs=2, threads=1, progress=False)
     finally:
         ray.shutdown()
-    assert [o.status for o in result.outcomes] == ["saved"]
-    _same_factor(here, Zoo(tmp_path / "ray"), here.keys()[0])
+    assert [o.status for o in result.outcomes] == ["saved"] * len(jobs)
+    assert result.keys == expected.keys and Zoo(tmp_path / "ray").keys() == pool.keys()
+    for key in pool.keys():
+        _same_factor(pool, Zoo(tmp_path / "ray"), key)
 
 
 # ---------------------------------------------------------------------------- nnafc construct
