@@ -41,6 +41,15 @@ def built(tmp_path_factory, data_dir) -> Study:
     return study
 
 
+def test_paper_scale_is_the_study_with_50_factors_on_a_gpu() -> None:
+    study, paper = load_params(REPO / "params" / "study.yaml"), load_params(REPO / "params" / "paper.yaml")
+    assert paper.train_starts == study.train_starts and paper.universe == study.universe
+    assert set(paper.families) == set(study.families)
+    assert all(f.factors == 50 for f in paper.families.values())
+    assert all(f.config.device == "cuda" for f in paper.families.values() if f.config is not None)
+    assert paper.zoo != study.zoo  # the GPU study is not the committed one
+
+
 def test_committed_study_parameters_are_valid() -> None:
     params = load_params(REPO / "params" / "study.yaml")
     assert params.zoo == REPO / "study" / "zoo"
