@@ -81,6 +81,10 @@ class ConstructConfig:
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     patience: int = 10  # epochs without a better validation rank IC before stopping (25 labelled
     #   validation days make a noisy IC: a short patience stops before training has moved the net)
+    valid_smoothing: int = 1  # model choice and early stopping on the mean validation IC of the last
+    #   k epochs (1: the epoch's own IC). 25 labelled validation days make one epoch's IC noisy
+    stock_fraction: float = 1.0  # share of each batch day's stocks that enter the loss and the
+    #   forward pass (a random subset per step): cheaper steps, and a regulariser
     keep_pretrained: bool = False  # may model choice return the un-trained seed mimic (epoch 0)?
     #   False: the factor is always an IC-trained net, as in the paper (epoch 0 is only reported)
     loss: str = "kernel"  # "kernel": Eq. 13-14 (the paper); "softrank": differentiable soft ranks
@@ -99,7 +103,8 @@ class ConstructConfig:
         if not isinstance(self.net_cfg, dict):
             raise ValueError(f"net_cfg must be a mapping of {self.net} config keys, got {self.net_cfg!r}")
         nets.make_config(self.net, **self.net_cfg)  # unknown keys / bad values fail here, not mid-run
-        for name in ("m", "horizon", "pretrain_q", "epochs", "q", "patience", "batch_rows"):
+        for name in ("m", "horizon", "pretrain_q", "epochs", "q", "patience", "batch_rows",
+                     "valid_smoothing"):
             _check_int(name, getattr(self, name), 1)
         _check_int("pretrain_epochs", self.pretrain_epochs, 0)
         _check_int("seed", self.seed, 0)
@@ -112,6 +117,9 @@ class ConstructConfig:
         _check_float("prune_rate", self.prune_rate, positive=False)
         if self.prune_rate >= 1:
             raise ValueError(f"prune_rate must be in [0, 1), got {self.prune_rate}")
+        _check_float("stock_fraction", self.stock_fraction, positive=True)
+        if self.stock_fraction > 1:
+            raise ValueError(f"stock_fraction must be in (0, 1], got {self.stock_fraction}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
         if self.target_norm not in TARGET_NORMS:
@@ -208,10 +216,12 @@ class DaySet:
         out[self.valid] = values[self.index[self.valid]]
         return out
 
-    def forward(self, net: nn.Module, b: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Net outputs for all stocks of days `b` (positions into `days`), `(q, n_max)`, 0 on pads."""
+    def forward(self, net: nn.Module, b: torch.Tensor | np.ndarray,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Net outputs for all stocks of days `b` (positions into `days`), `(q, n_max)`, 0 on pads
+        (and, with a `(q, n_max)` bool `keep`, 0 on the stocks it leaves out: they are not run)."""
         b = torch.as_tensor(b, device=self.index.device)
-        valid = self.valid[b]  # (q, n_max)
+        valid = self.valid[b] if keep is None else self.valid[b] & keep  # (q, n_max)
         rows = self.index[b][valid]  # (r,) day-major, as the windows are
         out = net(self.x[rows], self.day[rows])  # (r,)
         pred = out.new_zeros(valid.shape)  # (q, n_max)
@@ -492,7 +502,8 @@ class TrainReport:
     """The IC training run: the chosen epoch and the curve it was chosen from."""
 
     best_epoch: int  # 0 = the pre-trained, pruned net was kept (only with keep_pretrained)
-    best_valid_ic: float  # mean daily exact rank IC on the validation days
+    best_valid_ic: float  # mean daily exact rank IC on the validation days (with valid_smoothing k > 1:
+    #   its mean over the chosen epoch and the k - 1 before it)
     epochs_run: int
     stopped_early: bool
     curve: list[dict] = field(default_factory=list)  # per epoch: train_loss, valid_ic, seconds
@@ -533,7 +544,8 @@ def train_ic(net: nn.Module, data: Prepared | Panel, cfg: ConstructConfig | dict
     def valid_ic() -> float:
         return mean_rank_ic(valid.pad(valid.predict(net, cfg.batch_rows)), valid.label)
 
-    pick = _Selector(cfg.patience, valid_ic(), net.state_dict(), cfg.keep_pretrained)
+    pick = _Selector(cfg.patience, valid_ic(), net.state_dict(), cfg.keep_pretrained, cfg.valid_smoothing)
+    gen = torch.Generator(device=train.index.device).manual_seed(cfg.seed)  # the stock subsets
     stream, epoch = _day_stream(days, cfg.q, rng), 0
     net.train()
     for epoch in _progress(range(1, cfg.epochs + 1), cfg, "IC training"):
@@ -541,7 +553,11 @@ def train_ic(net: nn.Module, data: Prepared | Panel, cfg: ConstructConfig | dict
         for _ in range(steps):
             b = next(stream)  # (q,) distinct training days
             y = train.label[b]  # (q, n) NaN = missing
-            pred = train.forward(net, b)  # (q, n)
+            keep = None
+            if cfg.stock_fraction < 1:
+                keep = torch.rand(y.shape, generator=gen, device=y.device) < cfg.stock_fraction  # (q, n)
+                y = torch.where(keep, y, torch.full_like(y, float("nan")))
+            pred = train.forward(net, b, keep)  # (q, n)
             loss = loss_fn(pred, y)
             if pool_pad is not None:
                 ics = torch.stack([_kernel_ic(pred, pk_b, cfg) for pk_b in pool_pad[:, b]])  # (K,)
@@ -562,10 +578,16 @@ def train_ic(net: nn.Module, data: Prepared | Panel, cfg: ConstructConfig | dict
 
 
 class _Selector:
-    """Early stopping and model choice on the validation rank IC; epoch 0 is the net as given."""
+    """Early stopping and model choice on the validation rank IC; epoch 0 is the net as given.
 
-    def __init__(self, patience: int, ic0: float, state0: dict[str, torch.Tensor], keep0: bool) -> None:
-        self.patience, self.wait, self.active = patience, 0, True
+    With `smoothing` k > 1 an epoch is judged by the mean validation IC of the last k trained
+    epochs (fewer at the start), and the chosen weights are that epoch's.
+    """
+
+    def __init__(self, patience: int, ic0: float, state0: dict[str, torch.Tensor], keep0: bool,
+                 smoothing: int = 1) -> None:
+        self.patience, self.wait, self.active, self.smoothing = patience, 0, True, smoothing
+        self.trained_ics: list[float] = []
         # without keep0 the first trained epoch replaces epoch 0 whatever its IC (NaN loses to anything)
         self.best_ic = ic0 if keep0 else float("nan")
         self.best_epoch, self.best_state = 0, copy.deepcopy(state0)
@@ -577,6 +599,11 @@ class _Selector:
         """Record an epoch; False once `patience` epochs passed without a better validation IC."""
         self.curve.append({"epoch": epoch, "train_loss": train_loss, "valid_ic": ic, "seconds": seconds,
                            "valid_seconds": valid_seconds})
+        self.trained_ics.append(ic)
+        if self.smoothing > 1:
+            recent = np.asarray(self.trained_ics[-self.smoothing:], dtype=np.float64)
+            ic = float(np.nanmean(recent)) if np.isfinite(recent).any() else float("nan")
+            self.curve[-1]["smoothed_valid_ic"] = ic
         if ic > self.best_ic or not math.isfinite(self.best_ic):
             self.best_ic, self.best_epoch, self.best_state, self.wait = ic, epoch, copy.deepcopy(state()), 0
         else:

@@ -202,6 +202,40 @@ def test_early_stopping_after_patience(panel, split, cfg) -> None:
     assert report.stopped_early and report.epochs_run == 3 and report.best_epoch == 1
 
 
+def test_smoothed_model_choice_on_a_known_curve() -> None:
+    """valid_smoothing=2 judges an epoch by the mean of its IC and the one before: a lone spike loses."""
+    from nnafc.construct import _Selector
+
+    ics = [0.10, 0.30, 0.02, 0.20, 0.21, 0.05]  # epochs 1..6; the mean of consecutive pairs peaks at epoch 5
+    raw, smooth = (_Selector(10, 0.0, {}, False, smoothing=k) for k in (1, 2))
+    for epoch, ic in enumerate(ics, start=1):
+        for pick in (raw, smooth):
+            pick.update(epoch, ic, lambda e=epoch: {"epoch": torch.tensor(e)}, 0.0, 0.0, 0.0)
+    assert raw.best_epoch == 2 and raw.best_ic == pytest.approx(0.30)
+    assert smooth.best_epoch == 5 and smooth.best_ic == pytest.approx((0.20 + 0.21) / 2)
+    assert int(smooth.best_state["epoch"]) == 5  # the chosen epoch's own weights
+    assert [c.get("smoothed_valid_ic") for c in smooth.curve[1:3]] == pytest.approx([0.10, 0.20])
+
+
+def test_stock_fraction_runs_a_seeded_subset(panel, split, cfg) -> None:
+    data = prepare(panel, split, cfg)
+    ds = data.train
+    keep = torch.zeros(ds.valid[:2].shape, dtype=torch.bool)
+    keep[:, :5] = True
+    net = nets.build("fcn", m=cfg.m, hidden=[8])
+    out = ds.forward(net, np.arange(2), keep)
+    assert (out[~keep] == 0).all() and torch.equal(out[keep], ds.forward(net, np.arange(2))[keep])
+    runs = []
+    for fraction in (0.5, 0.5, 1.0):
+        torch.manual_seed(0)
+        net = nets.build("fcn", m=cfg.m, hidden=[8])
+        train_ic(net, data, replace(cfg, epochs=1, stock_fraction=fraction))
+        runs.append(data.valid.predict(net))
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])  # seeded, and it matters
+    with pytest.raises(ValueError, match="stock_fraction"):
+        ConstructConfig(stock_fraction=1.5)
+
+
 # ---------------------------------------------------------------------------- construct_factor
 
 
