@@ -245,6 +245,11 @@ def apply_factors(factors: Sequence[Factor], data: str | os.PathLike, start, end
                         disable=not progress):
         v = f.values(panel)[day0:]  # (D, N) causal: day t reads days <= t
         values[name] = np.where(keep, v, np.nan).astype(np.float32)
+        if not np.isfinite(values[name]).any():
+            raise DataError(f"factor {name!r} has no value on {source.name} between {start.date()} and "
+                            f"{end.date()} (universe {universe!r}): no stock there is in the universe with "
+                            "the history the factor reads, or, for a network standardised per stock "
+                            "('train_zscore'), none is one it was trained on")
     return to_long(values, panel.dates[day0:], panel.instruments)
 
 

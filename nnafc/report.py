@@ -99,9 +99,10 @@ def _html(sheet: TearSheet, figs: dict) -> str:
     parts = [head]
     for name, table in tables(sheet).items():
         parts.append(f"<h2>{name.replace('_', ' ')}</h2>" + table.to_html(float_format=lambda x: f"{x:.4f}"))
-    for name, fig in figs.items():
+    titles = [*map(str, sheet.summary.index), "IC decay and factor correlation"]
+    for title, (name, fig) in zip(titles, figs.items(), strict=True):
         data = base64.b64encode(_png(fig)).decode()
-        parts.append(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,{data}">')
+        parts.append(f'<h2>{html.escape(title)}</h2><img alt="{name}" src="data:image/png;base64,{data}">')
     style = "body{font-family:sans-serif;max-width:1500px;margin:auto}table{border-collapse:collapse}" \
             "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}"
     return f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>" \

@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from nnafc import pk
-from nnafc.apply import NOT_STOCKS, apply_factors, select_factors, to_long, warmup_days
+from nnafc.apply import NOT_STOCKS, apply_factors, column_names, select_factors, to_long, warmup_days
 from nnafc.cli import main
 from nnafc.construct import ConstructConfig, construct_factor
-from nnafc.data import load_panel, make_split
+from nnafc.data import DataError, load_panel, make_split
 from nnafc.export import read_factors
+from nnafc.factor import Factor
 from nnafc.zoo import Zoo
 
 pytestmark = pytest.mark.data
@@ -193,3 +194,30 @@ def test_cli_apply_on_the_qlib_sample(data_dir, tmp_path, capsys) -> None:
     frame = read_factors(out)
     assert list(frame.columns) == ["MA10", "RSI12"]
     assert frame.index.get_level_values("datetime").max() == pd.Timestamp("2020-12-31")
+
+
+def test_device_and_undefined_factor_errors(data_dir, zoo, tmp_path) -> None:
+    root, key = zoo
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            select_factors(root, keys=[key], device="cuda")
+    # stocks that were never CSI 300 members, asked for in the CSI 300 universe: no value anywhere
+    frame = pd.read_parquet(data_dir / "ashare_2010_2020.parquet",
+                            filters=[("instrument", "in", ["SZ300750", "SH600007"]),
+                                     ("datetime", ">=", pd.Timestamp("2019-06-01")),
+                                     ("datetime", "<=", pd.Timestamp("2019-12-31"))])
+    frame.to_parquet(tmp_path / "two.parquet")
+    shutil.copy(data_dir / "instruments_csi300.txt", tmp_path)
+    assert len(apply_factors(select_factors(root, keys=[key]), tmp_path / "two.parquet", "2019-10-08",
+                             "2019-10-31")) > 0  # in the "all" universe they have values
+    with pytest.raises(DataError, match="has no value on two.parquet"):
+        apply_factors(select_factors(root, keys=[key]), tmp_path / "two.parquet", "2019-10-08", "2019-10-31",
+                      universe="csi300")
+
+
+def test_column_names_of_factors_with_one_name() -> None:
+    a = Factor("f", "nnafc", compute=lambda p: None, meta={"key": "aaaaaaaa1111"})
+    b = Factor("f", "nnafc", compute=lambda p: None, meta={"key": "bbbbbbbb2222"})
+    assert column_names([a, b, pk.factor("MA10")]) == ["f[aaaaaaaa]", "f[bbbbbbbb]", "MA10"]
+    with pytest.raises(ValueError, match="asked for twice"):
+        column_names([pk.factor("MA10"), pk.factor("MA10")])
