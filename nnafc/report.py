@@ -31,10 +31,7 @@ def check_out(out: str | os.PathLike | None) -> None:
 def figures(sheet: TearSheet) -> dict[str, object]:
     """name -> matplotlib Figure: per factor its daily rank IC, quantile returns and long-short
     spread; for the set the IC decay and the correlation matrix."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no backend, no global figure list
 
     from nnafc import plotting
 
@@ -42,13 +39,15 @@ def figures(sheet: TearSheet) -> dict[str, object]:
     h = sheet.meta["horizon"]
     out = {}
     for i, name in enumerate(sheet.summary.index):
-        fig, axes = plt.subplots(1, 3, figsize=(15, 3.6), gridspec_kw={"width_ratios": [2.2, 1, 2]})
+        fig = Figure(figsize=(15, 3.6))
+        axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [2.2, 1, 2]})
         plotting.plot_ic_series(sheet.rank_ic[name].rename(f"{name}: daily rank IC ({h}d)"), ax=axes[0])
         plotting.plot_quantile_returns(sheet.quantile_returns.loc[name].rename(name), ax=axes[1], horizon=h)
         plotting.plot_long_short(sheet.long_short[name].rename(name), ax=axes[2], horizon=h)
         fig.tight_layout()
         out[f"factor{i + 1:02d}"] = fig
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    fig = Figure(figsize=(13, 4.2))
+    axes = fig.subplots(1, 2)
     plotting.plot_ic_decay(sheet.ic_decay, ax=axes[0])
     plotting.plot_factor_corr(sheet.corr, ax=axes[1])
     fig.tight_layout()
@@ -64,23 +63,17 @@ def tables(sheet: TearSheet) -> dict[str, object]:
 
 def write_report(sheet: TearSheet, out: str | os.PathLike) -> Path:
     """`out` = *.html: one page; otherwise a directory of `<figure>.png` and `<table>.csv`."""
-    import matplotlib.pyplot as plt
-
     check_out(out)
     out = Path(out)
     figs = figures(sheet)
-    try:
-        if out.suffix.lower() == ".html":
-            _atomic(out, _html(sheet, figs).encode())
-        else:
-            out.mkdir(parents=True, exist_ok=True)
-            for name, fig in figs.items():
-                _atomic(out / f"{name}.png", _png(fig))
-            for name, table in tables(sheet).items():
-                _atomic(out / f"{name}.csv", table.to_csv().encode())
-    finally:
-        for fig in figs.values():
-            plt.close(fig)
+    if out.suffix.lower() == ".html":
+        _atomic(out, _html(sheet, figs).encode())
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, fig in figs.items():
+            _atomic(out / f"{name}.png", _png(fig))
+        for name, table in tables(sheet).items():
+            _atomic(out / f"{name}.csv", table.to_csv().encode())
     return out
 
 
