@@ -48,6 +48,7 @@ def select_factors(zoo: str | os.PathLike | None = None, keys: Sequence[str] | N
         raise ValueError("give zoo keys or a family, not both")
     if (keys or family) and zoo is None:
         raise ValueError("--keys / --family need --zoo DIR")
+    _check_device(device)
     chosen: list[Factor] = []
     if zoo is not None:
         chosen += _from_zoo(Path(zoo), keys, family, pk_only=bool(pk) and not (keys or family), device=device)
@@ -65,13 +66,6 @@ def _from_zoo(root: Path, keys: Sequence[str] | None, family: str | None, pk_onl
         raise ValueError(f"zoo directory does not exist: {root}")
     from nnafc.zoo import Zoo
 
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for but torch sees no CUDA device")
-    elif device != "cpu":
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     store = Zoo(root)
     table = store.list()
     if keys:
@@ -81,7 +75,7 @@ def _from_zoo(root: Path, keys: Sequence[str] | None, family: str | None, pk_onl
                              + (f", e.g. {table['key'].iloc[0]}" if len(table) else "") + ")")
         chosen = list(keys)
     elif family:
-        chosen = list(table.loc[table["net"] == family, "key"])
+        chosen = list(table.loc[table["net"].astype(str).str.lower() == family.lower(), "key"])
         if not chosen:
             have = sorted(str(x) for x in table["net"].dropna().unique())
             raise ValueError(f"no factors of family {family!r} in {root}; families there: {have or 'none'}")
@@ -92,6 +86,17 @@ def _from_zoo(root: Path, keys: Sequence[str] | None, family: str | None, pk_onl
         if not chosen:
             raise ValueError(f"zoo {root} holds no factors")
     return [store.load(k, device=device) for k in chosen]
+
+
+def _check_device(device: str) -> None:
+    """Where the networks run (PK factors are computed on the CPU)."""
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", str(device)):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for but torch sees no CUDA device")
 
 
 def warmup_days(factor: Factor) -> int:

@@ -50,7 +50,8 @@ def read_factors(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def as_factor_frame(frame: pd.DataFrame, what: str = "factor frame") -> pd.DataFrame:
-    """Validate and normalise: `(datetime, instrument)` index (sorted, unique), float columns."""
+    """Validate and normalise: `(datetime, instrument)` index (sorted, unique, upper-case codes),
+    float columns."""
     if list(frame.index.names) == list(KEYS):
         frame = frame.reset_index()
     missing = [k for k in KEYS if k not in frame.columns]
@@ -68,11 +69,16 @@ def as_factor_frame(frame: pd.DataFrame, what: str = "factor frame") -> pd.DataF
     index = pd.MultiIndex.from_arrays(
         [pd.DatetimeIndex(dates.dt.normalize(), name="datetime"),
          pd.Index(frame["instrument"].astype(str).str.strip().str.upper(), name="instrument")])
-    out = pd.DataFrame({str(c): frame[c].to_numpy(dtype=np.float64) for c in columns}, index=index)
+    out = pd.DataFrame({str(c): _floats(frame[c].to_numpy()) for c in columns}, index=index)
     if out.index.has_duplicates:
         d, i = out.index[out.index.duplicated()][0]
         raise DataError(f"{what}: duplicate rows for ({d.date()}, {i})")
     return out.sort_index()
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    """Float columns as they are (float32 stays float32), anything else numeric as float64."""
+    return values if values.dtype.kind == "f" else values.astype(np.float64)
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:

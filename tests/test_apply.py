@@ -132,7 +132,7 @@ def test_cli_apply_writes_what_apply_factors_returns(data_dir, zoo, tmp_path, ca
     assert "rows x 2 factors (2019-09-02..2019-09-30)" in capsys.readouterr().out
     want = apply_factors(select_factors(root, family="fcn", pk=["MA10"]), data_dir, "2019-09-02",
                          "2019-09-30", universe="csi300")
-    pd.testing.assert_frame_equal(read_factors(out), want.astype(np.float64))
+    pd.testing.assert_frame_equal(read_factors(out), want)
 
 
 @pytest.fixture

@@ -130,7 +130,7 @@ def test_cli_export_to_the_qlib_sample_reads_back_equal(sample_copy, sample_fact
 def test_cli_export_tables_and_bad_outputs(sample_factors, tmp_path, capsys) -> None:
     src = write_table(sample_factors, tmp_path / "f.parquet")
     assert main(["export", str(src), "--out", str(tmp_path / "f.csv")]) == 0
-    pd.testing.assert_frame_equal(read_factors(tmp_path / "f.csv"), read_factors(src))
+    pd.testing.assert_frame_equal(read_factors(tmp_path / "f.csv").astype(np.float32), read_factors(src))
     assert main(["export", str(src), "--out", str(tmp_path / "plain_dir")]) == 2
     one_line_error(capsys, "existing qlib directory")
     assert not (tmp_path / "plain_dir").exists()
