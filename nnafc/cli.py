@@ -12,6 +12,9 @@ its traceback. Ctrl-C prints `interrupted` and exits with 130.
     nnafc construct --params params/construct-X.yaml [--data PATH] [--out RUN_DIR]
     nnafc study inventory|build --params params/study.yaml [--data PATH] [--families F,..] [--windows K,..]
     nnafc book --params params/X.yaml [--data PATH] [--out RUN_DIR] [--no-render] [--force]
+    nnafc apply [--zoo DIR [--keys K ...|--family F]] [--pk NAME ...] --data PATH --start D --end D --out FILE
+    nnafc export FACTORS.parquet --out FILE.csv|FILE.parquet|QLIB_DIR [--prefix P] [--force]
+    nnafc evaluate FACTORS.parquet --data PATH [--horizon 5] [--out report.html|DIR]
 
 Where data is needed: `--data` (or PATH), else the parameter file's `data`, else the
 `NNAFC_DATA` environment variable, else (book, construct) the simulated market.
@@ -24,6 +27,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 USAGE_ERROR = 2  # bad data, parameters or arguments (argparse uses 2 as well)
 RUN_FAILED = 1  # construction jobs failed after their retries
@@ -114,6 +118,61 @@ def _book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply(args: argparse.Namespace) -> int:
+    from nnafc.apply import apply_factors, select_factors
+    from nnafc.export import TABLE_SUFFIXES, write_table
+
+    if Path(args.out).suffix.lower() not in TABLE_SUFFIXES:
+        raise ValueError(f"--out must end in .parquet or .csv, got {args.out!r}")
+    factors = select_factors(args.zoo, keys=args.keys, family=args.family, pk=args.pk, device=args.device)
+    frame = apply_factors(factors, args.data, args.start, args.end, universe=args.universe,
+                          progress=not args.quiet)
+    write_table(frame, args.out)
+    days = frame.index.get_level_values("datetime")
+    span = f"{days.min().date()}..{days.max().date()}" if len(frame) else "no days"
+    print(f"wrote {len(frame)} rows x {frame.shape[1]} factors ({span}) to {args.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from nnafc.export import TABLE_SUFFIXES, read_factors, to_qlib, write_table
+
+    out = Path(args.out)
+    if out.suffix.lower() not in TABLE_SUFFIXES and not (out / "calendars" / "day.txt").is_file():
+        raise ValueError(f"--out must be a .parquet / .csv file or an existing qlib directory "
+                         f"(with calendars/day.txt), got {args.out!r}")
+    frame = read_factors(args.factors)
+    if out.suffix.lower() in TABLE_SUFFIXES:
+        write_table(frame, out)
+        print(f"wrote {len(frame)} rows x {frame.shape[1]} factors to {out}")
+        return 0
+    written = to_qlib(frame, out, prefix=args.prefix, overwrite=args.force)
+    for row in written.itertuples():
+        print(f"${row.field}: {row.instruments} instruments in {out / 'features'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from nnafc.evaluate.tearsheet import tearsheet
+    from nnafc.export import read_factors
+    from nnafc.report import check_out, write_report
+
+    check_out(args.out)
+    sheet = tearsheet(read_factors(args.factors), args.data, horizon=args.horizon,
+                      quantiles=args.quantiles, universe=args.universe)
+    if args.out:
+        print(f"report in {write_report(sheet, args.out)}")
+    with _wide_print():
+        print(sheet.summary.to_string(float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
+def _wide_print():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 20)
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,7 +229,54 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--no-render", action="store_true", help="execute only, do not render HTML")
     book.add_argument("--force", action="store_true", help="re-execute chapters that are up to date")
     book.set_defaults(handler=_book)
+    _add_factor_commands(commands)
     return parser
+
+
+def _add_factor_commands(commands) -> None:
+    """apply, export, evaluate: stored factors on any data, in the formats qlib and alphalens read."""
+    data_help = "parquet / CSV file, qlib directory or data directory (default: NNAFC_DATA)"
+    apply = commands.add_parser("apply", help="compute stored factors on any data -> long parquet / CSV",
+                                description="Compute zoo (or prior-knowledge) factors on the trading days "
+                                            "[start, end] of any data; the warm-up history each factor "
+                                            "needs is read automatically.")
+    apply.add_argument("--zoo", default=None, help="zoo directory (e.g. study/zoo)")
+    chosen = apply.add_mutually_exclusive_group()
+    chosen.add_argument("--keys", nargs="+", default=None, metavar="K", help="zoo keys (default: all)")
+    chosen.add_argument("--family", default=None, metavar="F", help="zoo factors of one network, e.g. fcn")
+    apply.add_argument("--pk", nargs="+", default=None, metavar="NAME", help="prior-knowledge factors too")
+    apply.add_argument("--data", default=None, help=data_help)
+    apply.add_argument("--start", required=True, help="first output date (YYYY-MM-DD)")
+    apply.add_argument("--end", required=True, help="last output date (YYYY-MM-DD)")
+    apply.add_argument("--universe", default="all", help="'all', 'csi300' or 'top<N>' (default: all)")
+    apply.add_argument("--device", default="cpu", help="cpu or cuda[:N] for the networks (default: cpu)")
+    apply.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    apply.add_argument("--quiet", action="store_true", help="no progress bar")
+    apply.set_defaults(handler=_apply)
+
+    export = commands.add_parser("export", help="factor table -> CSV / parquet or qlib binary features",
+                                 description="Write a factor table (from nnafc apply) as long CSV / parquet "
+                                             "(datetime, instrument, one column per factor: alphalens' "
+                                             "format) or as qlib features/<code>/<prefix><factor>.day.bin "
+                                             "aligned to an existing qlib directory's calendar.")
+    export.add_argument("factors", help="factor table (.parquet or .csv)")
+    export.add_argument("--out", required=True, help="a .parquet / .csv file, or a qlib directory")
+    export.add_argument("--prefix", default="nnafc_", help="qlib field name prefix (default: nnafc_)")
+    export.add_argument("--force", action="store_true", help="replace existing qlib field files")
+    export.set_defaults(handler=_export)
+
+    evaluate = commands.add_parser("evaluate", help="IC, decay, quantile returns, turnover: a tear sheet",
+                                   description="Daily IC / rank IC, IC decay, quantile forward returns and "
+                                               "long-short spread, turnover, autocorrelation and factor "
+                                               "correlations of a factor table against forward returns of "
+                                               "the data; tables on stdout, a one-page HTML or a PNG set.")
+    evaluate.add_argument("factors", help="factor table (.parquet or .csv)")
+    evaluate.add_argument("--data", default=None, help=data_help)
+    evaluate.add_argument("--horizon", type=int, default=5, help="forward-return horizon in days (default 5)")
+    evaluate.add_argument("--quantiles", type=int, default=5, help="quantile groups (default 5)")
+    evaluate.add_argument("--universe", default="all", help="which data file serves the prices: all, csi300")
+    evaluate.add_argument("--out", default=None, help="report.html, or a directory for PNGs + CSVs")
+    evaluate.set_defaults(handler=_evaluate)
 
 
 def _version() -> str:

@@ -135,3 +135,61 @@ def plot_quality(table: pd.DataFrame, aim: float | None = None, paper: float | N
     ax.set(ylabel="mean daily rank IC, test days", title="Constructed factors vs their seeds, out of sample")
     ax.legend(fontsize=8, loc="best")
     return ax
+
+
+# --------------------------------------------------------------------------- factor tear sheet
+# (nnafc.evaluate.tearsheet computes; these draw one of its tables each)
+
+
+def plot_ic_series(daily: pd.Series, ax=None, window: int = 20):
+    """A daily IC series as thin bars with its `window`-day rolling mean."""
+    ax = _axes(ax)
+    ax.bar(daily.index, daily.to_numpy(), width=1.0, color="C0", alpha=0.35, label="daily")
+    ax.plot(daily.index, daily.rolling(window, min_periods=max(1, window // 2)).mean(), color="C0", lw=1.5,
+            label=f"{window}-day mean")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(ylabel=daily.name or "IC", title=f"{daily.name or 'IC'} (mean {daily.mean():.4f})")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax
+
+
+def plot_quantile_returns(means: pd.Series, ax=None, horizon: int | None = None):
+    """Mean forward return per factor quantile (1 = lowest factor values)."""
+    ax = _axes(ax, figsize=(4.5, 3.5))
+    ax.bar(means.index.astype(str), means.to_numpy() * 1e4, color="C1")
+    ax.axhline(0, color="k", lw=0.8)
+    h = f"{horizon}-day " if horizon else ""
+    ax.set(xlabel="quantile", ylabel=f"mean {h}forward return (bp)", title=f"{means.name}: quantile returns")
+    return ax
+
+
+def plot_long_short(daily: pd.Series, ax=None, horizon: int = 1):
+    """Cumulative top-minus-bottom spread: the daily h-day spread / h, summed (h staggered books)."""
+    ax = _axes(ax)
+    path = (daily.fillna(0.0) / horizon).cumsum()
+    ax.plot(path.index, path.to_numpy(), color="C2")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(ylabel="cumulative spread", title=f"{daily.name}: long-short (top - bottom quantile)")
+    return ax
+
+
+def plot_ic_decay(decay: pd.DataFrame, ax=None):
+    """Mean daily rank IC against the forward-return horizon, one line per factor."""
+    ax = _axes(ax)
+    for name in decay.columns:
+        ax.plot(decay.index, decay[name], marker="o", label=str(name))
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xlabel="horizon (trading days)", ylabel="mean rank IC", title="IC decay")
+    if len(decay.columns) <= 12:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def plot_factor_corr(corr: pd.DataFrame, ax=None):
+    """Mean daily rank correlation between factors as a heatmap."""
+    k = len(corr)
+    ax = _axes(ax, figsize=(1.2 + 0.6 * k, 1.0 + 0.5 * k))
+    sns.heatmap(corr, ax=ax, vmin=-1, vmax=1, cmap="RdBu_r", annot=k <= 12, fmt=".2f", square=True,
+                cbar=k > 1)
+    ax.set(title="Factor rank correlation", xlabel="", ylabel="")
+    return ax
