@@ -25,9 +25,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from nnafc.data.locate import data_dir, source_for
+from nnafc.data.kinds import count_kinds
+from nnafc.data.locate import data_dir, source_for, stock_pattern
 from nnafc.data.panel import PRICE_FIELDS, DataError
-from nnafc.data.sources import load_panel
+from nnafc.data.sources import load_panel, source_codes
 
 DEFAULT_URL = "https://github.com/chenditc/investment_data/releases/latest/download/qlib_bin.tar.gz"
 DEFAULT_DIR = Path("~/.qlib/qlib_data/cn_data")  # where qlib itself looks by default
@@ -168,9 +169,10 @@ def resolve_source(path: str | os.PathLike | None) -> Path:
 
 
 def data_info(path: str | os.PathLike | None = None) -> dict:
-    """What a source holds: date range, trading days, instruments (per year), missing rows, fields.
+    """What a source holds: date range, trading days, instruments by kind (stock, index, fund,
+    other: `nnafc.data.kinds`), stocks per year, missing rows, fields.
 
-    A missing row is a stock-day inside the stock's listed span (its first to its last row)
+    Every count but `instruments_by_kind` is over stocks, what a universe may hold. A missing row is a stock-day inside the stock's listed span (its first to its last row)
     without a row: a suspension. Rows with zero or missing volume are counted apart.
     """
     source = resolve_source(path)
@@ -192,6 +194,7 @@ def data_info(path: str | os.PathLike | None = None) -> dict:
         "end": str(panel.dates[-1].date()),
         "trading_days": int(panel.shape[0]),
         "instruments": int(panel.shape[1]),
+        "instruments_by_kind": count_kinds(source_codes(source), stock_pattern(source)),
         "instruments_per_year": per_year,
         "rows": rows,
         "missing_share": float((span & ~exists).sum() / span.sum()),
@@ -203,14 +206,17 @@ def data_info(path: str | os.PathLike | None = None) -> dict:
 def format_info(info: dict) -> str:
     """`data_info`'s result as a short human-readable report."""
     years = "\n".join(f"  {y}: {n}" for y, n in info["instruments_per_year"].items())
+    kinds = ", ".join(f"{n} {k}{'s' if k != 'index' else 'es'}".replace("indexes", "indices")
+                      for k, n in info["instruments_by_kind"].items())
     return (
         f"source:        {info['source']} ({info['format']})\n"
         f"dates:         {info['start']} .. {info['end']} ({info['trading_days']} trading days)\n"
-        f"instruments:   {info['instruments']} ({info['rows']:,} rows)\n"
+        f"instruments:   {kinds}\n"
+        f"stocks:        {info['instruments']} ({info['rows']:,} rows; indices and funds are never in a universe)\n"
         f"missing rows:  {info['missing_share']:.2%} of stock-days within each stock's listed span\n"
         f"no volume:     {info['untraded_share']:.2%} of rows (zero or missing volume: not traded)\n"
         f"fields:        {', '.join(info['fields'])}\n"
-        f"instruments per year:\n{years}"
+        f"stocks per year:\n{years}"
     )
 
 

@@ -196,6 +196,7 @@ def test_data_check(tmp_path):
 def test_data_info_on_the_real_qlib_sample(data_dir):
     info = data_info(data_dir / "qlib_cn_sample")
     assert info["start"] == "2010-01-04" and info["end"] <= "2020-12-31"
-    assert info["instruments"] == 43 and 2600 < info["trading_days"] < 2700
+    assert info["instruments"] == 40 and 2600 < info["trading_days"] < 2700  # stocks only
+    assert info["instruments_by_kind"] == {"stock": 40, "index": 3, "fund": 0, "other": 0}
     assert 0 <= info["missing_share"] < 0.2 and "factor" in info["fields"]
     assert 0.005 < info["untraded_share"] < 0.2  # qlib keeps suspension days as zero-volume rows
