@@ -172,7 +172,8 @@ def data_info(path: str | os.PathLike | None = None) -> dict:
     """What a source holds: date range, trading days, instruments by kind (stock, index, fund,
     other: `nnafc.data.kinds`), stocks per year, missing rows, fields.
 
-    Every count but `instruments_by_kind` is over stocks, what a universe may hold. A missing row is a stock-day inside the stock's listed span (its first to its last row)
+    Every count but `instruments_by_kind` is over stocks, what a universe may hold. A missing
+    row is a stock-day inside the stock's listed span (its first to its last row)
     without a row: a suspension. Rows with zero or missing volume are counted apart.
     """
     source = resolve_source(path)
@@ -212,7 +213,7 @@ def format_info(info: dict) -> str:
         f"source:        {info['source']} ({info['format']})\n"
         f"dates:         {info['start']} .. {info['end']} ({info['trading_days']} trading days)\n"
         f"instruments:   {kinds}\n"
-        f"stocks:        {info['instruments']} ({info['rows']:,} rows; indices and funds are never in a universe)\n"
+        f"stocks:        {info['instruments']} ({info['rows']:,} rows; only stocks enter a universe)\n"
         f"missing rows:  {info['missing_share']:.2%} of stock-days within each stock's listed span\n"
         f"no volume:     {info['untraded_share']:.2%} of rows (zero or missing volume: not traded)\n"
         f"fields:        {', '.join(info['fields'])}\n"

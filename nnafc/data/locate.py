@@ -4,12 +4,12 @@ A data directory is either a qlib directory (`calendars/day.txt`, `features/`, `
 it serves every role itself) or a directory of long-format files, found by **role**, not by
 the years in their names:
 
-| role          | what                                               | names looked for                    |
-|---------------|----------------------------------------------------|-------------------------------------|
-| `all`         | every A-share stock                                | `ashare.parquet`, `ashare_*.parquet` (or `.csv`) |
-| `csi300`      | the stocks ever in CSI 300 (optional, faster)      | `csi300.parquet`, `csi300_*.parquet` (or `.csv`) |
-| `indices`     | index closes (SH000905 = ZZ500, SH000300 = HS300)  | `indices.parquet`, `indices_*.parquet` (or `.csv`) |
-| `memberships` | CSI 300 spells `CODE<TAB>start<TAB>end`            | `instruments_csi300.txt`            |
+| role          | what                                              | names looked for (or `.csv`)           |
+|---------------|---------------------------------------------------|----------------------------------------|
+| `all`         | every A-share stock                               | `ashare.parquet`, `ashare_*.parquet`   |
+| `csi300`      | the stocks ever in CSI 300 (optional, faster)     | `csi300.parquet`, `csi300_*.parquet`   |
+| `indices`     | index closes (SH000905 = ZZ500, SH000300 = HS300) | `indices.parquet`, `indices_*.parquet` |
+| `memberships` | CSI 300 spells `CODE<TAB>start<TAB>end`           | `instruments_csi300.txt`               |
 
 `ashare_2010_2020.parquet` and `ashare_2012_2026.parquet` both serve `all`. A manifest
 `nnafc-data.yaml` in the directory names the files outright and may set the stock-code rule

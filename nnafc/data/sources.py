@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from nnafc.data.kinds import STOCK_PATTERN, instrument_kinds
 from nnafc.data.locate import find_role, stock_pattern
 from nnafc.data.panel import FIELDS, PRICE_FIELDS, DataError, Panel
+from nnafc.data.qlib import qlib_codes, qlib_features, read_bin, read_calendar
 from nnafc.data.universe import LIQUIDITY_WINDOW, parse_universe, read_memberships, universe_mask
 
 KEYS = ("datetime", "instrument")
@@ -302,8 +303,8 @@ def _rows(day: np.ndarray, codes: np.ndarray, labels: np.ndarray, values: dict[s
         bad = (day < lo) | (day > hi)
         if bad.any():
             first = np.datetime64(int(day[np.argmax(bad)]), "D")
-            raise DataError(f"{path.name}: date {first} in column 'datetime' is outside {FIRST_DAY}..{LAST_DAY} "
-                            f"({int(bad.sum())} rows)")
+            raise DataError(f"{path.name}: date {first} in column 'datetime' is outside "
+                            f"{FIRST_DAY}..{LAST_DAY} ({int(bad.sum())} rows)")
     if end is not None:
         keep = day <= end.to_datetime64().astype("datetime64[D]").astype(np.int64)
         if not keep.all():
@@ -387,36 +388,13 @@ def _validate(values: dict[str, np.ndarray], where, path: Path) -> None:
     fail(np.isinf(vol) | (vol < 0), "negative or infinite volume")
 
 
-# --- qlib binary directory ---------------------------------------------------------------------
-
-def read_calendar(path: Path, end: pd.Timestamp | None = None) -> pd.DatetimeIndex:
-    """A qlib directory's trading days (`calendars/day.txt`) up to `end`."""
-    calendar = pd.DatetimeIndex(pd.to_datetime(
-        (path / "calendars" / "day.txt").read_text().split(), errors="coerce"), name="datetime")
-    if calendar.isna().any():
-        raise DataError(f"{path}/calendars/day.txt has an unparseable date")
-    if end is not None:
-        if len(calendar) and end < calendar[0]:
-            raise DataError(f"end {end.date()} is before the first date in the data ({calendar[0].date()})")
-        calendar = calendar[: calendar.searchsorted(end, side="right")]
-    return calendar
-
-
-def qlib_features(path: Path) -> dict[str, Path]:
-    """lower-case code -> its `features/<code>` directory (names are case-insensitive)."""
-    root = path / "features"
-    return {d.name.lower(): d for d in root.iterdir() if d.is_dir()} if root.is_dir() else {}
-
+# --- qlib binary directory (format: nnafc.data.qlib) ---------------------------------------------
 
 def source_codes(source: str | os.PathLike) -> list[str]:
     """Every instrument code a source lists (stocks, indices, funds ...), upper-case, sorted."""
     path = Path(source)
     if path.is_dir():
-        features = qlib_features(path)
-        listing = path / "instruments" / "all.txt"
-        codes = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()] \
-            if listing.is_file() else list(features)
-        return sorted({c.upper() for c in codes if c.lower() in features})
+        return qlib_codes(path)
     if path.suffix.lower() == ".parquet":
         col = pq.read_table(path, columns=["instrument"]).column("instrument")
         return sorted({str(c).strip().upper() for c in pc.unique(col).to_pylist() if c is not None})
@@ -449,7 +427,7 @@ def _read_qlib(path: Path, end: pd.Timestamp | None, stocks: str | None = None,
     dense = {f: np.full(shape, np.nan, dtype=np.float32) for f in (*FIELDS, *OPTIONAL_FIELDS) if f in present}
     for n, code in enumerate(names):  # one file per stock and field: the format's layout
         for f, out in dense.items():
-            _read_bin(features[code.lower()] / f"{f}.day.bin", out[:, n])
+            read_bin(features[code.lower()] / f"{f}.day.bin", out[:, n])
     exists = np.zeros(shape, dtype=bool)
     for f in PRICE_FIELDS:
         exists |= ~np.isnan(dense[f])
@@ -457,18 +435,3 @@ def _read_qlib(path: Path, end: pd.Timestamp | None, stocks: str | None = None,
     _validate({f: v[t_idx, n_idx] for f, v in dense.items()},
               lambda i: (calendar[t_idx[i]].date(), names[n_idx[i]]), path)
     return calendar, names, dense, np.zeros(len(names), dtype=np.int64)
-
-
-def _read_bin(file: Path, out: np.ndarray) -> None:
-    """Fill `out` (one column, calendar-aligned) from a qlib `.day.bin`, reading no day past it."""
-    with open(file, "rb") as fh:
-        head = np.fromfile(fh, dtype="<f4", count=1)
-        if len(head) == 0 or not np.isfinite(head[0]):
-            raise DataError(f"{file}: empty or corrupt qlib feature file")
-        first = int(head[0])
-        if first < 0:
-            raise DataError(f"{file}: negative start index {first} into calendars/day.txt")
-        if first >= len(out):
-            return
-        values = np.fromfile(fh, dtype="<f4", count=len(out) - first)
-    out[first:first + len(values)] = values

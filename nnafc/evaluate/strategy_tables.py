@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from nnafc import paper
+from nnafc.data.indices import index_returns
 from nnafc.data.locate import data_dir
 from nnafc.data.panel import DataError, Panel
 from nnafc.data.splits import Split
@@ -38,7 +39,6 @@ from nnafc.strategy import (
     backtest,
     bootstrap_sharpe,
     cost_sensitivity,
-    load_index_returns,
     performance_table,
     run_strategy,
     select_combine,
@@ -239,17 +239,19 @@ def equal_weight_returns(panel: Panel) -> pd.Series:
 def benchmarks(panel: Panel, data: str | None = None) -> Benchmarks:
     """ZZ500 and HS300 daily returns on `panel.dates`, or the equal-weight fallback without an index file.
 
-    Real index closes come from `<data>/indices_2010_2020.parquet`. Without it (simulated market,
-    or a data directory without indices) both rows are the panel's equal-weight mean return, and
-    `source` says so: they are then a stand-in, not the indices.
+    Real index closes come from the data's indices (`nnafc.data.indices`: a qlib directory's own,
+    or the `indices` file of a data directory). Without them (simulated market, or data without
+    indices) both rows are the panel's equal-weight mean return, and `source` says so: they are
+    then a stand-in, not the indices.
     """
     root = None if panel.simulated else data_dir(data)
-    path = None if root is None else (root.parent if root.is_file() else root) / INDEX_FILE
-    if path is not None and path.is_file():
-        rets = {name: load_index_returns(path, name, panel.dates).rename(name) for name in INDICES}
-        return Benchmarks(rets, f"index closes from `{path.name}` ({', '.join(INDEX_CODES.values())})", False)
+    found = None if root is None else index_returns(root, INDEX_CODES, panel.dates)
+    if found is not None:
+        rets = {name: found[name].rename(name) for name in INDICES}
+        name = Path(found.attrs["source"]).name
+        return Benchmarks(rets, f"index closes from `{name}` ({', '.join(INDEX_CODES.values())})", False)
     ew = equal_weight_returns(panel)
-    why = "the market is simulated" if panel.simulated else f"no {INDEX_FILE} beside the data"
+    why = "the market is simulated" if panel.simulated else "no index closes in the data"
     return Benchmarks(
         {name: ew.rename(name) for name in INDICES},
         f"**not the real indices**: {why}, so both index rows are the equal-weight mean daily return "
@@ -888,7 +890,7 @@ def table5_commentary(
     """What Table 5 shows: schemes not run are said so; the stand-in is compared with the index."""
     schemes_run = [s for s in TABLE5_SCHEMES if s in ours and ours[s].notna().any()]
     missing = [s for s in TABLE5_SCHEMES if s not in schemes_run]
-    done = ours.dropna(subset=[index])
+    done = ours.dropna(subset=[index]) if index in ours else ours.iloc[:0]  # no window run: no column
     parts = []
     if missing:
         parts.append(
