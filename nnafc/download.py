@@ -5,7 +5,8 @@ A-share build of chenditc/investment_data) and installs it so that a crash or Ct
 leaves a half-written data directory behind: the archive is streamed, hashed and extracted
 into a temporary directory beside the target, and only a complete, checked tree is renamed
 into place (one `rename`, atomic on one filesystem). A killed process can leave only a
-`.<name>.*.partial` directory beside the target, never a broken target.
+`.<name>.*.partial` directory beside the target, never a broken target; the next download
+removes such directories once their process is gone.
 
 `data_info` and `data_check` work on every source `load_panel` reads (parquet, CSV, qlib
 directory) and return plain values; `format_info` renders the info for the command line.
@@ -33,6 +34,7 @@ from nnafc.data.sources import load_panel, source_codes
 DEFAULT_URL = "https://github.com/chenditc/investment_data/releases/latest/download/qlib_bin.tar.gz"
 DEFAULT_DIR = Path("~/.qlib/qlib_data/cn_data")  # where qlib itself looks by default
 CHUNK = 1 << 20  # bytes read per step while streaming
+OWNER_FILE = "owner.pid"  # inside a .partial directory: the downloading process
 
 
 def download_qlib_data(target_dir: str | os.PathLike = DEFAULT_DIR, url: str = DEFAULT_URL,
@@ -51,8 +53,10 @@ def download_qlib_data(target_dir: str | os.PathLike = DEFAULT_DIR, url: str = D
     if _occupied(target) and not force:
         raise DataError(f"{target} already exists; pass force=True (--force) to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_partials(target)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    (tmp / OWNER_FILE).write_text(str(os.getpid()))
     try:
         archive = tmp / "archive.tar.gz"
         _fetch(url, archive, sha256, expected_size, progress, timeout)
@@ -63,6 +67,37 @@ def download_qlib_data(target_dir: str | os.PathLike = DEFAULT_DIR, url: str = D
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # also on Ctrl-C: no partial download stays behind
     return target
+
+
+def clean_stale_partials(target: Path) -> list[Path]:
+    """Remove `.<name>.*.partial` directories beside `target` left by killed downloads.
+
+    Each download writes its process id into its directory; a directory whose process is gone
+    (or that has no id) is stale. A download still running keeps its directory. Returns what
+    was removed.
+    """
+    removed = []
+    for tmp in Path(target).parent.glob(f".{Path(target).name}.*.partial"):
+        if tmp.is_dir() and not _owner_alive(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _owner_alive(tmp: Path) -> bool:
+    try:
+        pid = int((tmp / OWNER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _occupied(path: Path) -> bool:
