@@ -31,8 +31,8 @@ Everything here, and `--out` (a writable directory), is checked before any data 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -191,16 +191,20 @@ def _date(value: Any, what: str, path: Path) -> pd.Timestamp:
 
 
 def check_out(out: Path) -> None:
-    """ParamsError unless `out` is (or can be created as) a writable directory; nothing is created."""
+    """ParamsError unless `out` is (or can be made) a writable directory. Tried for real (a probe
+    file), since permission bits say nothing to root or on a read-only mount; nothing stays."""
     if out.exists() and not out.is_dir():
         raise ParamsError(f"--out {out} is a file, not a directory")
     existing = out
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise ParamsError(f"--out {out}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ParamsError(f"--out {out} is not writable ({existing} does not allow writing)")
+    try:  # in `out` itself, or the closest directory above it that exists
+        with tempfile.TemporaryDirectory(prefix=".nnafc-probe.", dir=existing):
+            pass
+    except OSError as err:
+        raise ParamsError(f"--out {out} is not writable ({err.strerror or err})") from None
 
 
 def load_data(params: ConstructParams, data: str | Path | None = None) -> Panel:

@@ -119,6 +119,8 @@ def source_for(root: Path, universe: str) -> Path:
     root = Path(root)
     if root.is_file() or is_qlib_dir(root):
         return root
+    if (root / "calendars").is_dir() or (root / "features").is_dir():
+        raise DataError(f"{root} looks like a qlib directory but has no calendars/day.txt")
     if universe == "csi300":
         found = find_role(root, "csi300")
         if found is not None:

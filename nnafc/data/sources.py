@@ -243,7 +243,8 @@ def _numeric(col: pa.ChunkedArray, name: str, path: Path) -> np.ndarray:
     if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)
             or pa.types.is_null(col.type)):
         first = next((v for v in col.to_pylist() if v is not None), None)
-        raise DataError(f"{path.name}: column {name!r} holds {col.type} values, not numbers "
+        kind = "text" if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else col.type
+        raise DataError(f"{path.name}: column {name!r} holds {kind} values, not numbers "
                         f"(first {first!r})")
     return col.to_numpy().astype(np.float32, copy=False)
 
@@ -281,7 +282,7 @@ def _parse_days(raw: pd.Series, path: Path) -> np.ndarray:
         parsed = pd.to_datetime(raw.astype("int64").astype(str), format="%Y%m%d", errors="coerce")
         if parsed.isna().any():
             bad = raw[parsed.isna()].iloc[0]
-            raise DataError(f"{path.name}: integer date {bad!r} in column 'datetime' is not YYYYMMDD")
+            raise DataError(f"{path.name}: integer date {int(bad)} in column 'datetime' is not YYYYMMDD")
         return parsed.to_numpy().astype("datetime64[D]").astype(np.int64)
     parsed = pd.to_datetime(raw, errors="coerce")
     if parsed.isna().any():
