@@ -78,9 +78,9 @@ def _tiny_book(tmp_path, monkeypatch):
     """A book of two tiny chapters, `bad` (raises in its third cell) and `good`."""
     chapters = tmp_path / "book"
     chapters.mkdir()
-    (chapters / "good.py").write_text('# %% [markdown]\n# # Good\n\n# %% tags=["parameters"]\nseed = 0\n'
+    (chapters / "good.py").write_text('# %% [markdown]\n# # Good\n\n# %% tags=["parameters"]\ndata = None\nseed = 0\n'
                                       'n = 3\n\n# %%\nprint(sum(range(n)))\n')
-    (chapters / "bad.py").write_text('# %% [markdown]\n# # Bad\n\n# %% tags=["parameters"]\nseed = 0\n\n'
+    (chapters / "bad.py").write_text('# %% [markdown]\n# # Bad\n\n# %% tags=["parameters"]\ndata = None\nseed = 0\n\n'
                                      '# %%\nx = 1\n\n# %%\nraise ZeroDivisionError("boom")\n')
     monkeypatch.setattr(book, "BOOK_DIR", chapters)
     params = tmp_path / "p.yaml"
