@@ -78,10 +78,10 @@ def _tiny_book(tmp_path, monkeypatch):
     """A book of two tiny chapters, `bad` (raises in its third cell) and `good`."""
     chapters = tmp_path / "book"
     chapters.mkdir()
-    (chapters / "good.py").write_text('# %% [markdown]\n# # Good\n\n# %% tags=["parameters"]\ndata = None\nseed = 0\n'
-                                      'n = 3\n\n# %%\nprint(sum(range(n)))\n')
-    (chapters / "bad.py").write_text('# %% [markdown]\n# # Bad\n\n# %% tags=["parameters"]\ndata = None\nseed = 0\n\n'
-                                     '# %%\nx = 1\n\n# %%\nraise ZeroDivisionError("boom")\n')
+    head = '# %% [markdown]\n# # {}\n\n# %% tags=["parameters"]\ndata = None\nseed = 0\n'
+    (chapters / "good.py").write_text(head.format("Good") + 'n = 3\n\n# %%\nprint(sum(range(n)))\n')
+    bad = '\n# %%\nx = 1\n\n# %%\nraise ZeroDivisionError("boom")\n'
+    (chapters / "bad.py").write_text(head.format("Bad") + bad)
     monkeypatch.setattr(book, "BOOK_DIR", chapters)
     params = tmp_path / "p.yaml"
     params.write_text("seed: 0\nchapters: [bad, good]\ngood:\n  n: 4\n")
