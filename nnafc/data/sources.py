@@ -6,6 +6,9 @@ directory. Nothing dated after `end` is read. Rows before `start` are read only 
 stock's traded history and trailing liquidity, so the universe on the first returned day is
 the one a trader would have had then.
 
+Only stocks enter a panel (`nnafc.data.kinds`); indices are benchmarks (`nnafc.data.indices`).
+File parsing is `nnafc.data.longformat`, the binary format `nnafc.data.qlib`.
+
 Rows whose volume is missing (NaN) are kept but count as not traded: the qlib-derived A-share
 data has about 1,200 of them, flat-price placeholders on suspension days.
 """
@@ -13,33 +16,19 @@ data has about 1,200 of them, flat-price placeholders on suspension days.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nnafc.data.kinds import STOCK_PATTERN, instrument_kinds
 from nnafc.data.locate import find_role, stock_pattern
+from nnafc.data.longformat import OPTIONAL_FIELDS, Rows, read_csv, read_parquet
 from nnafc.data.panel import FIELDS, PRICE_FIELDS, DataError, Panel
 from nnafc.data.qlib import qlib_codes, qlib_features, read_bin, read_calendar
 from nnafc.data.universe import LIQUIDITY_WINDOW, parse_universe, read_memberships, universe_mask
-
-KEYS = ("datetime", "instrument")
-OPTIONAL_FIELDS = ("factor",)  # qlib adjustment factor: raw price = adjusted / factor
-
-
-@dataclass
-class _Rows:
-    """Long-format rows as numpy arrays (one entry per row)."""
-
-    day: np.ndarray  # (R,) int64 days since 1970-01-01
-    inst: np.ndarray  # (R,) int64 position in `names`
-    names: np.ndarray  # (N_all,) upper-case codes, sorted, unique
-    values: dict[str, np.ndarray]  # field -> (R,) float32
 
 
 def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = None,
@@ -88,7 +77,7 @@ def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = Non
         only = None if spells is None else _members_in(spells, start_ts, end_ts)
         dates, names, dense, prior = _read_qlib(path, end_ts, stocks, only)
     else:
-        rows = _read_parquet(path, end_ts) if path.suffix.lower() == ".parquet" else _read_csv(path, end_ts)
+        rows = read_parquet(path, end_ts) if path.suffix.lower() == ".parquet" else read_csv(path, end_ts)
         rows = _stocks_only(rows, path, stocks)
         dates, names, dense, prior = _pivot(rows, path, start_ts, end_ts)
 
@@ -183,139 +172,18 @@ def _stock_names(names: np.ndarray, source: Path, stocks: str | None) -> np.ndar
     return keep
 
 
-def _stocks_only(rows: _Rows, path: Path, stocks: str | None) -> _Rows:
+def _stocks_only(rows: Rows, path: Path, stocks: str | None) -> Rows:
     """The rows of stocks only: indices and funds never enter a stock universe."""
     keep = _stock_names(rows.names, path, stocks)
     if keep.all():
         return rows
     new = np.cumsum(keep) - 1  # old code -> new code
     row_keep = keep[rows.inst]
-    return _Rows(day=rows.day[row_keep], inst=new[rows.inst[row_keep]], names=rows.names[keep],
+    return Rows(day=rows.day[row_keep], inst=new[rows.inst[row_keep]], names=rows.names[keep],
                  values={k: v[row_keep] for k, v in rows.values.items()})
 
 
-# --- long format (parquet, CSV) ----------------------------------------------------------------
-
-def _check_columns(names: list[str], path: Path) -> None:
-    missing = [c for c in (*KEYS, *FIELDS) if c not in names]
-    if missing:
-        raise DataError(f"{path.name} is missing columns {missing} (has {list(names)})")
-
-
-def _read_parquet(path: Path, end: pd.Timestamp | None) -> _Rows:
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(f"cannot read {path} as parquet: {err}") from None
-    _check_columns(schema.names, path)
-    columns = [c for c in (*KEYS, *FIELDS, *OPTIONAL_FIELDS) if c in schema.names]
-    dtype = schema.field("datetime").type
-    filters = None
-    if end is not None and pa.types.is_timestamp(dtype) and dtype.tz is None:
-        # push the end cut into the reader: rows after `end` are never decoded
-        filters = [("datetime", "<", pa.scalar(end + pd.Timedelta(days=1), type=dtype))]
-    table = pq.read_table(path, columns=columns, filters=filters).unify_dictionaries()
-
-    inst = table.column("instrument")
-    if not pa.types.is_dictionary(inst.type):
-        inst = inst.cast(pa.string()).dictionary_encode()
-    inst = inst.combine_chunks() if isinstance(inst, pa.ChunkedArray) else inst
-    if inst.null_count:
-        raise DataError(f"{path.name}: {inst.null_count} rows have no instrument")
-    codes = inst.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    labels = np.array([str(x) for x in inst.dictionary.to_pylist()], dtype=object)
-
-    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
-        col = table.column("datetime")
-        if col.null_count:
-            raise DataError(f"{path.name}: {col.null_count} rows have no datetime")
-        if pa.types.is_timestamp(dtype) and dtype.tz is not None:
-            col = col.cast(pa.timestamp(dtype.unit))  # wall-clock dates in the stored zone
-        day = col.to_numpy().astype("datetime64[D]").astype(np.int64)
-    else:
-        day = _parse_days(table.column("datetime").to_pandas(), path)
-    values = {c: _numeric(table.column(c), c, path) for c in columns if c not in KEYS}
-    return _rows(day, codes, labels, values, end, path)
-
-
-def _numeric(col: pa.ChunkedArray, name: str, path: Path) -> np.ndarray:
-    """A parquet value column as float32; DataError naming the column when it is not numeric."""
-    if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type)
-            or pa.types.is_null(col.type)):
-        first = next((v for v in col.to_pylist() if v is not None), None)
-        kind = "text" if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else col.type
-        raise DataError(f"{path.name}: column {name!r} holds {kind} values, not numbers "
-                        f"(first {first!r})")
-    return col.to_numpy().astype(np.float32, copy=False)
-
-
-def _read_csv(path: Path, end: pd.Timestamp | None) -> _Rows:
-    try:
-        frame = pd.read_csv(path, dtype={"instrument": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read {path} as CSV: {str(err).splitlines()[0]}") from None
-    _check_columns(list(frame.columns), path)
-    if frame["instrument"].isna().any():
-        raise DataError(f"{path.name}: {int(frame['instrument'].isna().sum())} rows have no instrument")
-    day = _parse_days(frame["datetime"], path)
-    codes, labels = pd.factorize(frame["instrument"].astype(str))
-    values = {}
-    for c in (*FIELDS, *OPTIONAL_FIELDS):
-        if c in frame:
-            numeric = pd.to_numeric(frame[c], errors="coerce")
-            if (numeric.isna() & frame[c].notna()).any():
-                bad = frame.loc[numeric.isna() & frame[c].notna(), c].iloc[0]
-                raise DataError(f"{path.name}: column {c!r} has a non-numeric value {bad!r}")
-            values[c] = numeric.to_numpy(dtype=np.float32)
-    return _rows(day, codes.astype(np.int64), np.asarray(labels, dtype=object), values, end, path)
-
-
-def _parse_days(raw: pd.Series, path: Path) -> np.ndarray:
-    """Dates as int64 days since the epoch; DataError naming the first unparseable value.
-
-    Integers are read as YYYYMMDD (20180102), the only integer dates in market data; anything
-    else as a date string.
-    """
-    if pd.api.types.is_bool_dtype(raw) or pd.api.types.is_float_dtype(raw):
-        raise DataError(f"{path.name}: column 'datetime' holds {raw.dtype} values, not dates")
-    if pd.api.types.is_integer_dtype(raw):
-        parsed = pd.to_datetime(raw.astype("int64").astype(str), format="%Y%m%d", errors="coerce")
-        if parsed.isna().any():
-            bad = raw[parsed.isna()].iloc[0]
-            raise DataError(f"{path.name}: integer date {int(bad)} in column 'datetime' is not YYYYMMDD")
-        return parsed.to_numpy().astype("datetime64[D]").astype(np.int64)
-    parsed = pd.to_datetime(raw, errors="coerce")
-    if parsed.isna().any():
-        bad = raw[parsed.isna()].iloc[0]
-        raise DataError(f"{path.name}: unparseable date {bad!r} in column 'datetime'")
-    if parsed.dt.tz is not None:
-        parsed = parsed.dt.tz_localize(None)
-    return parsed.to_numpy().astype("datetime64[D]").astype(np.int64)
-
-
-FIRST_DAY, LAST_DAY = np.datetime64("1900-01-01", "D"), np.datetime64("2261-12-31", "D")
-
-
-def _rows(day: np.ndarray, codes: np.ndarray, labels: np.ndarray, values: dict[str, np.ndarray],
-          end: pd.Timestamp | None, path: Path) -> _Rows:
-    """Check the dates' range, cut rows after `end`, upper-case and sort the codes (merging case variants)."""
-    if len(day):
-        lo, hi = FIRST_DAY.astype(np.int64), LAST_DAY.astype(np.int64)
-        bad = (day < lo) | (day > hi)
-        if bad.any():
-            first = np.datetime64(int(day[np.argmax(bad)]), "D")
-            raise DataError(f"{path.name}: date {first} in column 'datetime' is outside "
-                            f"{FIRST_DAY}..{LAST_DAY} ({int(bad.sum())} rows)")
-    if end is not None:
-        keep = day <= end.to_datetime64().astype("datetime64[D]").astype(np.int64)
-        if not keep.all():
-            day, codes, values = day[keep], codes[keep], {k: v[keep] for k, v in values.items()}
-    upper = np.array([s.strip().upper() for s in labels], dtype=object)
-    names, remap = np.unique(upper.astype(str), return_inverse=True)
-    return _Rows(day=day, inst=remap[codes] if len(codes) else codes, names=names, values=values)
-
-
-def _pivot(rows: _Rows, path: Path, start: pd.Timestamp | None, end: pd.Timestamp | None):
+def _pivot(rows: Rows, path: Path, start: pd.Timestamp | None, end: pd.Timestamp | None):
     """Validate every row, then pivot [start - 19 trading days, end] into dense `(T, N)` arrays.
 
     Returns (dates, names, dense fields, prior traded-day counts per instrument).
