@@ -21,8 +21,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+from nnafc import chapter_params
 from nnafc.data.locate import data_dir
 from nnafc.params import BookParams, ParamsError, load_params
 
@@ -30,12 +32,63 @@ ROOT = Path(__file__).resolve().parents[1]  # the repository: book/, _config.yml
 BOOK_DIR = ROOT / "book"
 
 
+def chapters() -> list[str]:
+    """The book's own chapters: the py:percent notebooks in book/."""
+    return sorted(p.stem for p in BOOK_DIR.glob("*.py"))
+
+
 def chapter_source(chapter: str) -> Path:
-    path = BOOK_DIR / f"{chapter}.py"
-    if not path.is_file():
-        known = sorted(p.stem for p in BOOK_DIR.glob("*.py"))
+    """book/<chapter>.py; ParamsError for any name that is not one of the book's chapters (a path
+    such as "../x/evil" included: only the book's own notebooks are ever executed)."""
+    known = chapters()
+    if not isinstance(chapter, str) or chapter not in known:
         raise ParamsError(f"unknown chapter {chapter!r}; the book has {known}")
-    return path
+    return BOOK_DIR / f"{chapter}.py"
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised while executing; the message is one line (chapter, cell, executed notebook)."""
+
+    def __init__(self, chapter: str, cell: int, total: int, error: str, notebook: Path) -> None:
+        self.chapter, self.cell, self.notebook = chapter, cell, notebook
+        super().__init__(f"chapter {chapter!r} failed in cell {cell} of {total} ({error}); "
+                         f"executed notebook: {notebook}")
+
+
+class BookFailed(RuntimeError):
+    """Some chapters failed; the others were executed (and rendered). One line per failure."""
+
+    def __init__(self, failures: list[ChapterFailed], run_dir: Path) -> None:
+        self.failures, self.run_dir = failures, run_dir
+        super().__init__("; ".join(str(f) for f in failures))
+
+
+class _ProgressEngine:
+    """papermill's nbclient engine, printing `cell n of N, elapsed` as each code cell starts
+    (for logs; an interactive terminal gets papermill's own progress bar instead)."""
+
+    @classmethod
+    def register(cls) -> str:
+        import papermill.engines as engines
+
+        class Engine(engines.NBClientEngine):
+            @classmethod
+            def execute_managed_notebook(klass, nb_man, kernel_name, **kwargs):
+                label = kwargs.pop("progress_label", "chapter")
+                total, t0, start = len(nb_man.nb.cells), time.monotonic(), nb_man.cell_start
+
+                def cell_start(cell, cell_index=None, **kw):
+                    start(cell, cell_index, **kw)
+                    if cell.cell_type == "code" and cell_index is not None:
+                        elapsed = int(time.monotonic() - t0)
+                        print(f"[book] {label}: cell {cell_index + 1} of {total}, "
+                              f"{elapsed // 60}m{elapsed % 60:02d}s elapsed", file=sys.stderr, flush=True)
+
+                nb_man.cell_start = cell_start
+                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+        engines.papermill_engines.register("nnafc-progress", Engine)
+        return "nnafc-progress"
 
 
 def _fingerprint(source: Path, parameters: dict) -> str:
@@ -72,18 +125,25 @@ def execute_chapter(chapter: str, parameters: dict, out_dir: Path, force: bool =
         nb = jupytext.read(source)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, raw)
-        declared = {p for p in papermill.inspect_notebook(str(raw))}
-        unknown = sorted(set(parameters) - declared)
-        if unknown:
-            raise ParamsError(
-                f"chapter {chapter!r} has no parameter(s) {unknown}; it declares {sorted(declared)}"
-            )
+        chapter_params.check(chapter, parameters, chapter_params.declared(source))
         partial = out_dir / f".{chapter}.partial.ipynb"  # renamed into place only when complete
-        print(f"[book] executing {chapter} with {parameters}")
-        papermill.execute_notebook(
-            str(raw), str(partial), parameters=parameters, kernel_name="python3",
-            cwd=str(out_dir), progress_bar=sys.stderr.isatty(), request_save_on_cell_execute=False,
-        )
+        failed = out_dir / f"{chapter}.failed.ipynb"
+        failed.unlink(missing_ok=True)
+        print(f"[book] executing {chapter} with {parameters}", flush=True)
+        tty = sys.stderr.isatty()
+        try:
+            papermill.execute_notebook(
+                str(raw), str(partial), parameters=parameters, kernel_name="python3",
+                cwd=str(out_dir), progress_bar=tty, request_save_on_cell_execute=False,
+                **({} if tty else {"engine_name": _ProgressEngine.register(), "progress_label": chapter}),
+            )
+        except papermill.PapermillExecutionError as exc:
+            if partial.is_file():
+                os.replace(partial, failed)
+            total = len(nb.cells) + 1  # papermill injects one cell of parameters
+            line = next((ln for ln in str(exc.source).splitlines() if ln.strip()), "")[:80]
+            error = f"`{line}`: {exc.ename}: {' '.join(str(exc.evalue).split())[:300]}"
+            raise ChapterFailed(chapter, exc.cell_index + 1, total, error, failed) from None
         done = nbformat.read(partial, as_version=4)
         done.metadata["nnafc"] = {"fingerprint": fingerprint, "parameters": parameters}
         nbformat.write(done, partial)
@@ -107,17 +167,20 @@ def _unlink_missing(markdown: str, chapters: list[str]) -> str:
     )
 
 
-def render(run_dir: Path, chapters: list[str]) -> Path:
-    """Stage the executed notebooks as book sources and build HTML with execution off."""
+def render(run_dir: Path, chapters: list[str], failed: list[str] = ()) -> Path:
+    """Stage the executed notebooks as book sources and build HTML with execution off
+    (`failed` chapters from their marked `<chapter>.failed.ipynb`)."""
     site = run_dir / "site"
     shutil.rmtree(site, ignore_errors=True)
     (site / "book").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", site / "_config.yml")
-    (site / "_toc.yml").write_text(_staged_toc(chapters))
+    shown = [*chapters, *failed]
+    (site / "_toc.yml").write_text(_staged_toc(shown))
     for page in BOOK_DIR.glob("*.md"):
-        (site / "book" / page.name).write_text(_unlink_missing(page.read_text(), chapters))
-    for chapter in chapters:
-        shutil.copy(run_dir / "notebooks" / f"{chapter}.ipynb", site / "book" / f"{chapter}.ipynb")
+        (site / "book" / page.name).write_text(_unlink_missing(page.read_text(), shown))
+    for chapter in shown:
+        name = f"{chapter}.failed.ipynb" if chapter in failed else f"{chapter}.ipynb"
+        shutil.copy(run_dir / "notebooks" / name, site / "book" / f"{chapter}.ipynb")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(site), "--path-output", str(run_dir)]
     cmd += ["-W", "--keep-going"]  # a broken reference or missing output fails the build
@@ -139,19 +202,50 @@ def build_book(
     render_html: bool = True,
     force: bool = False,
 ) -> Path:
-    """Execute every chapter of a parameter set, then render the book; returns the run dir."""
+    """Execute every chapter of a parameter set, then render the book; returns the run dir.
+
+    Every chapter's parameters are checked (names, types, ranges) before the first executes. A
+    chapter that fails does not stop the others; the book is rendered with the chapters that
+    ran and a page per failed one saying where it failed, then `BookFailed` is raised.
+    """
     params: BookParams = load_params(params_path)
     run_dir = Path(out or ROOT / "runs" / params.name).resolve()
-    for chapter in params.chapters:
-        chapter_source(chapter)  # fail on an unknown chapter before executing anything
     # Resolve the data once (--data, else the params file, else NNAFC_DATA) and record it in every
     # chapter's parameters, so a re-execution (nbval, a reader) reads exactly the same data.
     root = data_dir(data if data is not None else params.shared.get("data"))
-    for chapter in params.chapters:
+    planned = {}
+    for chapter in params.chapters:  # every check before anything executes
         parameters = params.for_chapter(chapter)
         if root is not None:
             parameters["data"] = str(root.resolve())
-        execute_chapter(chapter, parameters, run_dir / "notebooks", force=force)
+        chapter_params.check(chapter, parameters, chapter_params.declared(chapter_source(chapter)))
+        planned[chapter] = parameters
+    failures = []
+    for chapter, parameters in planned.items():
+        try:
+            execute_chapter(chapter, parameters, run_dir / "notebooks", force=force)
+        except ChapterFailed as exc:
+            print(f"[book] FAILED: {exc}", file=sys.stderr, flush=True)
+            failures.append(exc)
     if render_html:
-        render(run_dir, params.chapters)
+        failed = [f.chapter for f in failures]
+        _mark_failed(run_dir / "notebooks", failures)
+        render(run_dir, [c for c in params.chapters if c not in failed], failed=failed)
+    if failures:
+        raise BookFailed(failures, run_dir)
     return run_dir
+
+
+def _mark_failed(notebooks: Path, failures: list[ChapterFailed]) -> None:
+    """Put a warning on top of each failed chapter's executed notebook (the page readers see)."""
+    import nbformat
+
+    for f in failures:
+        if not f.notebook.is_file():
+            nb = nbformat.v4.new_notebook()
+            nb.cells = [nbformat.v4.new_markdown_cell(f"# {f.chapter}")]
+        else:
+            nb = nbformat.read(f.notebook, as_version=4)
+        note = f"```{{warning}}\nThis chapter **failed to execute**: {f}\n```"
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
+        nbformat.write(nb, notebooks / f"{f.chapter}.failed.ipynb")

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 USAGE_ERROR = 2  # bad data, parameters or arguments (argparse uses 2 as well)
-RUN_FAILED = 1  # construction jobs failed after their retries
+RUN_FAILED = 1  # construction jobs failed after their retries, or book chapters failed
 
 
 def _error(message: object) -> None:
@@ -110,10 +110,16 @@ def _csv(text: str | None, kind: type = str) -> list | None:
 
 
 def _book(args: argparse.Namespace) -> int:
-    from nnafc.book import build_book
+    from nnafc.book import BookFailed, build_book
 
-    run_dir = build_book(args.params, data=args.data, out=args.out, render_html=not args.no_render,
-                         force=args.force)
+    try:
+        run_dir = build_book(args.params, data=args.data, out=args.out, render_html=not args.no_render,
+                             force=args.force)
+    except BookFailed as exc:  # the other chapters ran (and were rendered): one line per failure
+        for failure in exc.failures:
+            _error(failure)
+        print(f"book run in {exc.run_dir} ({len(exc.failures)} chapter(s) failed)", file=sys.stderr)
+        return RUN_FAILED
     print(f"book run in {run_dir}")
     return 0
 

@@ -23,12 +23,16 @@ the zoo are skipped. Keys (unknown ones fail):
     backend: local        # local | ray
     threads: null         # torch threads per worker (null: cores / n_jobs)
     progress: true
+    stocks: null          # regex of stock codes (null: the data's manifest, else the A-share rule)
+
+Everything here, and `--out` (a writable directory), is checked before any data is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "data": None, "universe": "csi300", "start": None, "end": None, "min_history": 60, "simulate": {},
     "seeds": None, "nets": ["fcn"], "splits": None, "n_train": 250, "n_valid": 30, "n_test": 90,
     "config": {}, "n_jobs": 1, "retries": 1, "backend": "local", "threads": None, "progress": True,
+    "stocks": None,
 }
 REQUIRED = ("seeds", "splits")
 
@@ -139,8 +144,67 @@ def load_construct_params(path: str | Path) -> ConstructParams:
         raise ParamsError(f"{path}: backend must be 'local' or 'ray', got {full['backend']!r}")
     if not isinstance(full["simulate"], dict):
         raise ParamsError(f"{path}: simulate must be a mapping of simulate_market arguments")
+    _check_run_keys(full, path)
     net_cfgs = {n: dict(c or {}) for n, c in net_spec.items()}
     return ConstructParams(path.stem, full, list(seeds), net_cfgs, base)
+
+
+def _check_run_keys(full: dict, path: Path) -> None:
+    """threads, progress, data, universe, dates, splits and stocks: ParamsError before any work."""
+    from nnafc.data.kinds import stock_regex
+    from nnafc.data.universe import parse_universe
+
+    threads = full["threads"]
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ParamsError(f"{path}: threads must be a positive integer or null, got {threads!r}")
+    if not isinstance(full["progress"], bool):
+        raise ParamsError(f"{path}: progress must be true or false, got {full['progress']!r}")
+    if full["data"] is not None and not isinstance(full["data"], str):
+        raise ParamsError(f"{path}: data must be a path or null, got {full['data']!r}")
+    for key in ("universe", "stocks"):
+        value = full[key]
+        if value is not None and not isinstance(value, str):
+            raise ParamsError(f"{path}: {key} must be a string, got {value!r}")
+    try:
+        parse_universe(full["universe"])
+        stock_regex(full["stocks"])
+    except DataError as exc:
+        raise ParamsError(f"{path}: {exc}") from None
+    dates = {}
+    for key in ("start", "end"):
+        if full[key] is not None:
+            dates[key] = _date(full[key], key, path)
+    if len(dates) == 2 and dates["start"] > dates["end"]:
+        raise ParamsError(f"{path}: start {full['start']} is after end {full['end']}")
+    for s in full["splits"]:
+        if not (isinstance(s, int) and not isinstance(s, bool)):
+            _date(s, "splits entry", path)
+
+
+def _date(value: Any, what: str, path: Path) -> pd.Timestamp:
+    try:
+        if isinstance(value, bool | float | list | dict) or value is None:
+            raise TypeError
+        return pd.Timestamp(value)  # a string, or a date YAML read unquoted
+    except (ValueError, TypeError):
+        raise ParamsError(f"{path}: {what} {value!r} is not a date") from None
+
+
+def check_out(out: Path) -> None:
+    """ParamsError unless `out` is (or can be made) a writable directory. Tried for real (a probe
+    file), since permission bits say nothing to root or on a read-only mount; nothing stays."""
+    if out.exists() and not out.is_dir():
+        raise ParamsError(f"--out {out} is a file, not a directory")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParamsError(f"--out {out}: {existing} is a file, not a directory")
+    try:  # in `out` itself, or the closest directory above it that exists
+        with tempfile.TemporaryDirectory(prefix=".nnafc-probe.", dir=existing):
+            pass
+    except OSError as err:
+        raise ParamsError(f"--out {out} is not writable ({err.strerror or err})") from None
 
 
 def load_data(params: ConstructParams, data: str | Path | None = None) -> Panel:
@@ -158,7 +222,7 @@ def load_data(params: ConstructParams, data: str | Path | None = None) -> Panel:
 
         return simulate_market(**params.simulate)
     return load_panel(source_for(root, params.universe), start=params.start, end=params.end,
-                      universe=params.universe, min_history=params.min_history)
+                      universe=params.universe, min_history=params.min_history, stocks=params.stocks)
 
 
 def make_jobs(params: ConstructParams, panel: Panel) -> list[Job]:
@@ -185,9 +249,10 @@ def run(params_path: str | Path, data: str | Path | None = None,
     Jobs that still fail after their retries are listed, then raised as RunError.
     """
     params = load_construct_params(params_path)
+    out = Path(out) if out is not None else Path("runs") / f"construct-{params.name}"
+    check_out(out)
     panel = load_data(params, data)
     jobs = make_jobs(params, panel)
-    out = Path(out) if out is not None else Path("runs") / f"construct-{params.name}"
     zoo = Zoo(out / "zoo")
     print(f"constructing {len(jobs)} factors on {panel} into {zoo.root}", flush=True)
     result = run_jobs(jobs, panel, zoo, n_jobs=params.n_jobs, backend=params.backend,

@@ -5,7 +5,8 @@ A-share build of chenditc/investment_data) and installs it so that a crash or Ct
 leaves a half-written data directory behind: the archive is streamed, hashed and extracted
 into a temporary directory beside the target, and only a complete, checked tree is renamed
 into place (one `rename`, atomic on one filesystem). A killed process can leave only a
-`.<name>.*.partial` directory beside the target, never a broken target.
+`.<name>.*.partial` directory beside the target, never a broken target; the next download
+removes such directories once their process is gone.
 
 `data_info` and `data_check` work on every source `load_panel` reads (parquet, CSV, qlib
 directory) and return plain values; `format_info` renders the info for the command line.
@@ -25,13 +26,15 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from nnafc.data.locate import data_dir, source_for
+from nnafc.data.kinds import count_kinds
+from nnafc.data.locate import data_dir, source_for, stock_pattern
 from nnafc.data.panel import PRICE_FIELDS, DataError
-from nnafc.data.sources import load_panel
+from nnafc.data.sources import load_panel, source_codes
 
 DEFAULT_URL = "https://github.com/chenditc/investment_data/releases/latest/download/qlib_bin.tar.gz"
 DEFAULT_DIR = Path("~/.qlib/qlib_data/cn_data")  # where qlib itself looks by default
 CHUNK = 1 << 20  # bytes read per step while streaming
+OWNER_FILE = "owner.pid"  # inside a .partial directory: the downloading process
 
 
 def download_qlib_data(target_dir: str | os.PathLike = DEFAULT_DIR, url: str = DEFAULT_URL,
@@ -50,8 +53,10 @@ def download_qlib_data(target_dir: str | os.PathLike = DEFAULT_DIR, url: str = D
     if _occupied(target) and not force:
         raise DataError(f"{target} already exists; pass force=True (--force) to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_partials(target)
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    (tmp / OWNER_FILE).write_text(str(os.getpid()))
     try:
         archive = tmp / "archive.tar.gz"
         _fetch(url, archive, sha256, expected_size, progress, timeout)
@@ -62,6 +67,37 @@ def download_qlib_data(target_dir: str | os.PathLike = DEFAULT_DIR, url: str = D
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # also on Ctrl-C: no partial download stays behind
     return target
+
+
+def clean_stale_partials(target: Path) -> list[Path]:
+    """Remove `.<name>.*.partial` directories beside `target` left by killed downloads.
+
+    Each download writes its process id into its directory; a directory whose process is gone
+    (or that has no id) is stale. A download still running keeps its directory. Returns what
+    was removed.
+    """
+    removed = []
+    for tmp in Path(target).parent.glob(f".{Path(target).name}.*.partial"):
+        if tmp.is_dir() and not _owner_alive(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _owner_alive(tmp: Path) -> bool:
+    try:
+        pid = int((tmp / OWNER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _occupied(path: Path) -> bool:
@@ -168,9 +204,11 @@ def resolve_source(path: str | os.PathLike | None) -> Path:
 
 
 def data_info(path: str | os.PathLike | None = None) -> dict:
-    """What a source holds: date range, trading days, instruments (per year), missing rows, fields.
+    """What a source holds: date range, trading days, instruments by kind (stock, index, fund,
+    other: `nnafc.data.kinds`), stocks per year, missing rows, fields.
 
-    A missing row is a stock-day inside the stock's listed span (its first to its last row)
+    Every count but `instruments_by_kind` is over stocks, what a universe may hold. A missing
+    row is a stock-day inside the stock's listed span (its first to its last row)
     without a row: a suspension. Rows with zero or missing volume are counted apart.
     """
     source = resolve_source(path)
@@ -192,6 +230,7 @@ def data_info(path: str | os.PathLike | None = None) -> dict:
         "end": str(panel.dates[-1].date()),
         "trading_days": int(panel.shape[0]),
         "instruments": int(panel.shape[1]),
+        "instruments_by_kind": count_kinds(source_codes(source), stock_pattern(source)),
         "instruments_per_year": per_year,
         "rows": rows,
         "missing_share": float((span & ~exists).sum() / span.sum()),
@@ -203,14 +242,17 @@ def data_info(path: str | os.PathLike | None = None) -> dict:
 def format_info(info: dict) -> str:
     """`data_info`'s result as a short human-readable report."""
     years = "\n".join(f"  {y}: {n}" for y, n in info["instruments_per_year"].items())
+    kinds = ", ".join(f"{n} {k}{'s' if k != 'index' else 'es'}".replace("indexes", "indices")
+                      for k, n in info["instruments_by_kind"].items())
     return (
         f"source:        {info['source']} ({info['format']})\n"
         f"dates:         {info['start']} .. {info['end']} ({info['trading_days']} trading days)\n"
-        f"instruments:   {info['instruments']} ({info['rows']:,} rows)\n"
+        f"instruments:   {kinds}\n"
+        f"stocks:        {info['instruments']} ({info['rows']:,} rows; only stocks enter a universe)\n"
         f"missing rows:  {info['missing_share']:.2%} of stock-days within each stock's listed span\n"
         f"no volume:     {info['untraded_share']:.2%} of rows (zero or missing volume: not traded)\n"
         f"fields:        {', '.join(info['fields'])}\n"
-        f"instruments per year:\n{years}"
+        f"stocks per year:\n{years}"
     )
 
 

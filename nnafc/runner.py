@@ -31,6 +31,7 @@ from nnafc.data.splits import Split
 from nnafc.zoo import Zoo, factor_key
 
 BACKENDS = ("local", "ray")
+PARENT_CHECK_SECONDS = 1.0  # how often a pool worker checks that the run that started it is alive
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,24 @@ def _init_worker(panel: Panel, zoo_root: str, threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
     _WORKER.update(panel=panel, zoo=Zoo(zoo_root))
+
+
+def _init_pool_worker(parent: int, panel: Panel, zoo_root: str, threads: int | None) -> None:
+    """A pool worker: `_init_worker`, and a watchdog that ends the worker once `parent` is gone.
+
+    A parent killed with SIGKILL cannot tell its workers; without the watchdog they (and
+    multiprocessing's resource tracker, which waits for them) stay blocked on a pipe.
+    """
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent:  # re-parented: the run that started us is dead
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nnafc-parent-watchdog", daemon=True).start()
+    _init_worker(panel, zoo_root, threads)
 
 
 def _run_one(job: Job) -> tuple[str, str, float, str]:
@@ -209,8 +228,9 @@ def _local_round(jobs: list[Job], panel: Panel, root: str, n_jobs: int, threads:
         return out
     out: list[Any] = [None] * len(jobs)
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx, initializer=_init_worker,
-                             initargs=(panel, root, threads)) as pool:
+    init = (os.getpid(), panel, root, threads)
+    with ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx,
+                             initializer=_init_pool_worker, initargs=init) as pool:
         futures = {pool.submit(_run_one, job): k for k, job in enumerate(jobs)}
         for fut in as_completed(futures):
             k = futures[fut]

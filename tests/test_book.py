@@ -72,3 +72,44 @@ def test_unknown_chapter_is_refused(bad):
 def test_links_to_chapters_not_executed_become_text():
     text = "see {doc}`kernel` and {doc}`real_world`"
     assert book._unlink_missing(text, ["kernel"]) == "see {doc}`kernel` and real_world"
+
+
+def _tiny_book(tmp_path, monkeypatch):
+    """A book of two tiny chapters, `bad` (raises in its third cell) and `good`."""
+    chapters = tmp_path / "book"
+    chapters.mkdir()
+    head = '# %% [markdown]\n# # {}\n\n# %% tags=["parameters"]\ndata = None\nseed = 0\n'
+    (chapters / "good.py").write_text(head.format("Good") + 'n = 3\n\n# %%\nprint(sum(range(n)))\n')
+    bad = '\n# %%\nx = 1\n\n# %%\nraise ZeroDivisionError("boom")\n'
+    (chapters / "bad.py").write_text(head.format("Bad") + bad)
+    monkeypatch.setattr(book, "BOOK_DIR", chapters)
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\nchapters: [bad, good]\ngood:\n  n: 4\n")
+    return params
+
+
+def test_a_failed_chapter_is_one_line_and_the_others_still_run(tmp_path, monkeypatch, capfd):
+    from nnafc.cli import main
+
+    params = _tiny_book(tmp_path, monkeypatch)
+    assert main(["book", "--params", str(params), "--out", str(tmp_path / "run"), "--no-render"]) == 1
+    err = capfd.readouterr().err
+    failed = tmp_path / "run" / "notebooks" / "bad.failed.ipynb"
+    line = (f"error: chapter 'bad' failed in cell 5 of 5 (`raise ZeroDivisionError(\"boom\")`: "
+            f"ZeroDivisionError: boom); executed notebook: {failed}\n")
+    assert line in err and "Traceback" not in err
+    assert "[book] bad: cell 4 of 5, 0m" in err and "[book] good: cell 4 of 4, 0m" in err  # progress
+    assert failed.is_file() and not (tmp_path / "run" / "notebooks" / "bad.ipynb").exists()
+    good = nbformat.read(tmp_path / "run" / "notebooks" / "good.ipynb", as_version=4)
+    assert good.cells[-1].outputs[0]["text"] == "6\n"  # n = 4 from the params file
+
+
+def test_failed_chapter_page_is_marked(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    _executed_notebook(notebooks / "real_world.failed.ipynb", "x")
+    path = notebooks / "real_world.failed.ipynb"
+    failure = book.ChapterFailed("real_world", 2, 2, "ZeroDivisionError: boom", path)
+    book._mark_failed(notebooks, [failure])
+    nb = nbformat.read(notebooks / "real_world.failed.ipynb", as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and "failed to execute" in nb.cells[0].source
+    assert "chapter 'real_world' failed in cell 2 of 2" in nb.cells[0].source

@@ -121,6 +121,26 @@ def test_interrupted_download_leaves_nothing(served, tmp_path, monkeypatch):
     assert leftovers(target.parent) == []
 
 
+def test_stale_partial_directories_are_cleaned(served, tmp_path):
+    """A killed download leaves `.cn.*.partial`; the next download removes it, but not one whose
+    process is still alive (a download running beside it)."""
+    import os
+    import subprocess
+
+    archive, _, _ = served
+    target = tmp_path / "data" / "cn"
+    target.parent.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a process id that no longer runs
+    stale, orphan, running = (target.parent / f".cn.{k}.partial" for k in ("a1", "b2", "c3"))
+    for d, pid in ((stale, dead.pid), (orphan, None), (running, os.getppid())):
+        (d / "extract").mkdir(parents=True)
+        if pid is not None:
+            (d / download.OWNER_FILE).write_text(str(pid))
+    download_qlib_data(target, url=archive.as_uri(), progress=False)
+    assert leftovers(target.parent) == [".cn.c3.partial", "cn"]
+
+
 def add_member(tar: tarfile.TarFile, name: str, data: bytes = b"x", **attrs) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -196,6 +216,7 @@ def test_data_check(tmp_path):
 def test_data_info_on_the_real_qlib_sample(data_dir):
     info = data_info(data_dir / "qlib_cn_sample")
     assert info["start"] == "2010-01-04" and info["end"] <= "2020-12-31"
-    assert info["instruments"] == 43 and 2600 < info["trading_days"] < 2700
+    assert info["instruments"] == 40 and 2600 < info["trading_days"] < 2700  # stocks only
+    assert info["instruments_by_kind"] == {"stock": 40, "index": 3, "fund": 0, "other": 0}
     assert 0 <= info["missing_share"] < 0.2 and "factor" in info["fields"]
     assert 0.005 < info["untraded_share"] < 0.2  # qlib keeps suspension days as zero-volume rows

@@ -54,3 +54,17 @@ def test_unknown_notebook_parameter_fails_before_executing(tmp_path):
     with pytest.raises(ParamsError, match=r"no parameter\(s\) \['pp'\]"):
         execute_chapter("kernel", {"pp": 2.0}, tmp_path)
     assert not list(tmp_path.glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("name", ["smoke", "default"])
+def test_every_chapter_default_and_shipped_value_passes_the_checks(name):
+    from nnafc import book, chapter_params
+
+    for chapter in book.chapters():
+        defaults = chapter_params.declared(book.chapter_source(chapter))
+        assert {"data", "seed", "device", "universe"} <= set(defaults)
+        chapter_params.check(chapter, defaults, defaults)  # a chapter's own defaults are valid
+    params = load_params(ROOT / "params" / f"{name}.yaml")
+    for chapter in params.chapters:
+        chapter_params.check(chapter, params.for_chapter(chapter),
+                             chapter_params.declared(book.chapter_source(chapter)))

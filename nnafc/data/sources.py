@@ -6,6 +6,9 @@ directory. Nothing dated after `end` is read. Rows before `start` are read only 
 stock's traded history and trailing liquidity, so the universe on the first returned day is
 the one a trader would have had then.
 
+Only stocks enter a panel (`nnafc.data.kinds`); indices are benchmarks (`nnafc.data.indices`).
+File parsing is `nnafc.data.longformat`, the binary format `nnafc.data.qlib`.
+
 Rows whose volume is missing (NaN) are kept but count as not traded: the qlib-derived A-share
 data has about 1,200 of them, flat-price placeholders on suspension days.
 """
@@ -13,43 +16,36 @@ data has about 1,200 of them, flat-price placeholders on suspension days.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nnafc.data.kinds import STOCK_PATTERN, instrument_kinds
+from nnafc.data.locate import find_role, stock_pattern
+from nnafc.data.longformat import OPTIONAL_FIELDS, Rows, read_csv, read_parquet
 from nnafc.data.panel import FIELDS, PRICE_FIELDS, DataError, Panel
-from nnafc.data.universe import LIQUIDITY_WINDOW, parse_universe, universe_mask
-
-KEYS = ("datetime", "instrument")
-OPTIONAL_FIELDS = ("factor",)  # qlib adjustment factor: raw price = adjusted / factor
-
-
-@dataclass
-class _Rows:
-    """Long-format rows as numpy arrays (one entry per row)."""
-
-    day: np.ndarray  # (R,) int64 days since 1970-01-01
-    inst: np.ndarray  # (R,) int64 position in `names`
-    names: np.ndarray  # (N_all,) upper-case codes, sorted, unique
-    values: dict[str, np.ndarray]  # field -> (R,) float32
+from nnafc.data.qlib import qlib_codes, qlib_features, read_bin, read_calendar
+from nnafc.data.universe import LIQUIDITY_WINDOW, parse_universe, read_memberships, universe_mask
 
 
 def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = None,
                end: str | pd.Timestamp | None = None, universe: str = "all", min_history: int = 60,
                memberships: str | os.PathLike | None = None,
-               fields: list[str] | tuple[str, ...] | None = None) -> Panel:
-    """Load `source` as a dense `Panel` over the trading dates in [start, end].
+               fields: list[str] | tuple[str, ...] | None = None, stocks: str | None = None) -> Panel:
+    """Load `source` as a dense `Panel` of stocks over the trading dates in [start, end].
 
     `universe` is "all", "csi300" or "top<N>" (see `nnafc.data.universe`); `memberships` is
-    the CSI 300 spell file (default: `instruments_csi300.txt` beside a file source, or
-    `instruments/csi300.txt` in a qlib directory). `fields` restricts the returned fields
-    (default: open, high, low, close, volume, and factor when present). Raises `DataError`
-    with a one-line message on bad input.
+    the CSI 300 spell file (default: the `memberships` file beside a file source, see
+    `nnafc.data.locate`, or `instruments/csi300.txt` in a qlib directory). `fields` restricts
+    the returned fields (default: open, high, low, close, volume, and factor when present).
+
+    Only stocks are loaded: indices and funds (`nnafc.data.kinds`; `stocks` is the regular
+    expression of stock codes, default the manifest's or the A-share rule) are left out, and
+    for "csi300" and "top<N>" so is every stock never in the universe in [start, end]. Indices
+    are read with `nnafc.data.indices`. Raises `DataError` with a one-line message on bad input.
     """
     path = Path(source)
     parse_universe(universe)  # fail fast on a bad name
@@ -58,18 +54,32 @@ def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = Non
     start_ts, end_ts = _timestamp(start, "start"), _timestamp(end, "end")
     if start_ts is not None and end_ts is not None and start_ts > end_ts:
         raise DataError(f"start {start_ts.date()} is after end {end_ts.date()}")
+    if stocks is None:
+        stocks = stock_pattern(path)
+    kind = parse_universe(universe)[0]
 
     if path.is_dir():
         if not (path / "calendars" / "day.txt").is_file():
             raise DataError(f"{path} is a directory but not a qlib directory (no calendars/day.txt)")
-        dates, names, dense, prior = _read_qlib(path, end_ts)
         default_memberships = path / "instruments" / "csi300.txt"
     elif path.suffix.lower() in (".parquet", ".csv"):
-        rows = _read_parquet(path, end_ts) if path.suffix.lower() == ".parquet" else _read_csv(path, end_ts)
-        dates, names, dense, prior = _pivot(rows, path, start_ts, end_ts)
-        default_memberships = path.parent / "instruments_csi300.txt"
+        default_memberships = find_role(path.parent, "memberships") or path.parent / "instruments_csi300.txt"
     else:
         raise DataError(f"unknown source type {path.name!r}: expected .parquet, .csv or a qlib directory")
+    if kind == "csi300" and memberships is None:  # before reading: a missing file fails at once
+        if not default_memberships.is_file():
+            raise DataError(f"universe 'csi300' needs a membership file: pass memberships= or put "
+                            f"{default_memberships.name} at {default_memberships}")
+        memberships = default_memberships
+    spells = read_memberships(memberships) if kind == "csi300" else None
+
+    if path.is_dir():
+        only = None if spells is None else _members_in(spells, start_ts, end_ts)
+        dates, names, dense, prior = _read_qlib(path, end_ts, stocks, only)
+    else:
+        rows = read_parquet(path, end_ts) if path.suffix.lower() == ".parquet" else read_csv(path, end_ts)
+        rows = _stocks_only(rows, path, stocks)
+        dates, names, dense, prior = _pivot(rows, path, start_ts, end_ts)
 
     first = _first_day(dates, start_ts, end_ts, path)
     exists = np.zeros(dense["close"].shape, dtype=bool)  # (T, N) a row exists
@@ -82,13 +92,16 @@ def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = Non
 
     traded = exists & (np.nan_to_num(dense["volume"]) > 0)  # (T, N)
     instruments = pd.Index(names, name="instrument")
-    if parse_universe(universe)[0] == "csi300" and memberships is None:
-        if not default_memberships.is_file():
-            raise DataError(f"universe 'csi300' needs a membership file: pass memberships= or put "
-                            f"{default_memberships.name} at {default_memberships}")
-        memberships = default_memberships
     in_universe = universe_mask(universe, dates, instruments, dense["close"], dense["volume"], traded,
                                 min_history=min_history, memberships=memberships, prior=prior)
+    if kind != "all":  # stocks never in the universe in [start, end] cost time and memory only
+        ever = in_universe[first:].any(axis=0)
+        if not ever.any():
+            raise DataError(f"universe {universe!r} holds no stock between {dates[first].date()} and "
+                            f"{dates[-1].date()} in {path.name}")
+        if not ever.all():
+            instruments, traded, in_universe = instruments[ever], traded[:, ever], in_universe[:, ever]
+            dense = {k: v[:, ever] for k, v in dense.items()}
 
     wanted = _wanted_fields(fields, dense)
     return Panel(
@@ -99,7 +112,8 @@ def load_panel(source: str | os.PathLike, start: str | pd.Timestamp | None = Non
         in_universe=in_universe[first:],
         universe=universe,
         meta={"source": str(path), "min_history": min_history,
-              **({"memberships": str(memberships)} if memberships is not None else {})},
+              **({"memberships": str(memberships)} if memberships is not None else {}),
+              **({"stocks": stocks} if stocks is not None else {})},
     )
 
 
@@ -136,96 +150,40 @@ def _wanted_fields(fields: list[str] | tuple[str, ...] | None, dense: dict[str, 
     return list(fields)
 
 
-# --- long format (parquet, CSV) ----------------------------------------------------------------
-
-def _check_columns(names: list[str], path: Path) -> None:
-    missing = [c for c in (*KEYS, *FIELDS) if c not in names]
-    if missing:
-        raise DataError(f"{path.name} is missing columns {missing} (has {list(names)})")
-
-
-def _read_parquet(path: Path, end: pd.Timestamp | None) -> _Rows:
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as err:
-        raise DataError(f"cannot read {path} as parquet: {err}") from None
-    _check_columns(schema.names, path)
-    columns = [c for c in (*KEYS, *FIELDS, *OPTIONAL_FIELDS) if c in schema.names]
-    dtype = schema.field("datetime").type
-    filters = None
-    if end is not None and pa.types.is_timestamp(dtype) and dtype.tz is None:
-        # push the end cut into the reader: rows after `end` are never decoded
-        filters = [("datetime", "<", pa.scalar(end + pd.Timedelta(days=1), type=dtype))]
-    table = pq.read_table(path, columns=columns, filters=filters).unify_dictionaries()
-
-    inst = table.column("instrument")
-    if not pa.types.is_dictionary(inst.type):
-        inst = inst.cast(pa.string()).dictionary_encode()
-    inst = inst.combine_chunks() if isinstance(inst, pa.ChunkedArray) else inst
-    if inst.null_count:
-        raise DataError(f"{path.name}: {inst.null_count} rows have no instrument")
-    codes = inst.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    labels = np.array([str(x) for x in inst.dictionary.to_pylist()], dtype=object)
-
-    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
-        col = table.column("datetime")
-        if col.null_count:
-            raise DataError(f"{path.name}: {col.null_count} rows have no datetime")
-        if pa.types.is_timestamp(dtype) and dtype.tz is not None:
-            col = col.cast(pa.timestamp(dtype.unit))  # wall-clock dates in the stored zone
-        day = col.to_numpy().astype("datetime64[D]").astype(np.int64)
-    else:
-        day = _parse_days(table.column("datetime").to_pandas(), path)
-    values = {c: table.column(c).to_numpy().astype(np.float32, copy=False)
-              for c in columns if c not in KEYS}
-    return _rows(day, codes, labels, values, end)
-
-
-def _read_csv(path: Path, end: pd.Timestamp | None) -> _Rows:
-    try:
-        frame = pd.read_csv(path, dtype={"instrument": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise DataError(f"cannot read {path} as CSV: {str(err).splitlines()[0]}") from None
-    _check_columns(list(frame.columns), path)
-    if frame["instrument"].isna().any():
-        raise DataError(f"{path.name}: {int(frame['instrument'].isna().sum())} rows have no instrument")
-    day = _parse_days(frame["datetime"], path)
-    codes, labels = pd.factorize(frame["instrument"].astype(str))
-    values = {}
-    for c in (*FIELDS, *OPTIONAL_FIELDS):
-        if c in frame:
-            numeric = pd.to_numeric(frame[c], errors="coerce")
-            if (numeric.isna() & frame[c].notna()).any():
-                bad = frame.loc[numeric.isna() & frame[c].notna(), c].iloc[0]
-                raise DataError(f"{path.name}: column {c!r} has a non-numeric value {bad!r}")
-            values[c] = numeric.to_numpy(dtype=np.float32)
-    return _rows(day, codes.astype(np.int64), np.asarray(labels, dtype=object), values, end)
-
-
-def _parse_days(raw: pd.Series, path: Path) -> np.ndarray:
-    """Dates as int64 days since the epoch; DataError naming the first unparseable value."""
-    parsed = pd.to_datetime(raw, errors="coerce")
-    if parsed.isna().any():
-        bad = raw[parsed.isna()].iloc[0]
-        raise DataError(f"{path.name}: unparseable date {bad!r} in column 'datetime'")
-    if parsed.dt.tz is not None:
-        parsed = parsed.dt.tz_localize(None)
-    return parsed.to_numpy().astype("datetime64[D]").astype(np.int64)
-
-
-def _rows(day: np.ndarray, codes: np.ndarray, labels: np.ndarray, values: dict[str, np.ndarray],
-          end: pd.Timestamp | None) -> _Rows:
-    """Cut rows after `end`, upper-case and sort the codes (merging case variants)."""
+def _members_in(spells: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> set[str]:
+    """Codes with a membership spell overlapping [start, end]: the only ones a CSI 300 run reads."""
+    keep = np.ones(len(spells), dtype=bool)
+    if start is not None:
+        keep &= (spells["end"] >= start).to_numpy()
     if end is not None:
-        keep = day <= end.to_datetime64().astype("datetime64[D]").astype(np.int64)
-        if not keep.all():
-            day, codes, values = day[keep], codes[keep], {k: v[keep] for k, v in values.items()}
-    upper = np.array([s.strip().upper() for s in labels], dtype=object)
-    names, remap = np.unique(upper.astype(str), return_inverse=True)
-    return _Rows(day=day, inst=remap[codes] if len(codes) else codes, names=names, values=values)
+        keep &= (spells["start"] <= end).to_numpy()
+    return set(spells.loc[keep, "code"])
 
 
-def _pivot(rows: _Rows, path: Path, start: pd.Timestamp | None, end: pd.Timestamp | None):
+def _stock_names(names: np.ndarray, source: Path, stocks: str | None) -> np.ndarray:
+    """`(N,)` bool: which codes are stocks; DataError when none is (data named otherwise)."""
+    kinds = instrument_kinds(names, stocks)
+    keep = kinds == "stock"
+    if len(names) and not keep.any():
+        rule = stocks if stocks is not None else STOCK_PATTERN
+        raise DataError(f"{source.name}: no instrument code is a stock by the rule {rule!r} (codes such as "
+                        f"{', '.join(map(str, names[:3]))}); set 'stocks: PATTERN' in nnafc-data.yaml "
+                        f"or pass stocks=")
+    return keep
+
+
+def _stocks_only(rows: Rows, path: Path, stocks: str | None) -> Rows:
+    """The rows of stocks only: indices and funds never enter a stock universe."""
+    keep = _stock_names(rows.names, path, stocks)
+    if keep.all():
+        return rows
+    new = np.cumsum(keep) - 1  # old code -> new code
+    row_keep = keep[rows.inst]
+    return Rows(day=rows.day[row_keep], inst=new[rows.inst[row_keep]], names=rows.names[keep],
+                 values={k: v[row_keep] for k, v in rows.values.items()})
+
+
+def _pivot(rows: Rows, path: Path, start: pd.Timestamp | None, end: pd.Timestamp | None):
     """Validate every row, then pivot [start - 19 trading days, end] into dense `(T, N)` arrays.
 
     Returns (dates, names, dense fields, prior traded-day counts per instrument).
@@ -281,7 +239,7 @@ def _raise_outside(path: Path, end: pd.Timestamp | None) -> None:
 
 
 def _validate(values: dict[str, np.ndarray], where, path: Path) -> None:
-    """Prices finite and > 0, high >= low, volume >= 0 or missing, factor finite and > 0."""
+    """Prices finite and > 0, low <= open, close <= high, volume >= 0 or missing, factor finite and > 0."""
     def fail(mask: np.ndarray, what: str) -> None:
         if mask.any():
             i = int(np.argmax(mask))
@@ -293,33 +251,41 @@ def _validate(values: dict[str, np.ndarray], where, path: Path) -> None:
             v = values[name]
             fail(~(np.isfinite(v) & (v > 0)), f"non-positive or non-finite {name}")
     fail(values["high"] < values["low"], "high < low")
+    for name in ("open", "close"):
+        fail((values[name] < values["low"]) | (values[name] > values["high"]), f"{name} outside [low, high]")
     vol = values["volume"]
     fail(np.isinf(vol) | (vol < 0), "negative or infinite volume")
 
 
-# --- qlib binary directory ---------------------------------------------------------------------
+# --- qlib binary directory (format: nnafc.data.qlib) ---------------------------------------------
 
-def _read_qlib(path: Path, end: pd.Timestamp | None):
+def source_codes(source: str | os.PathLike) -> list[str]:
+    """Every instrument code a source lists (stocks, indices, funds ...), upper-case, sorted."""
+    path = Path(source)
+    if path.is_dir():
+        return qlib_codes(path)
+    if path.suffix.lower() == ".parquet":
+        col = pq.read_table(path, columns=["instrument"]).column("instrument")
+        return sorted({str(c).strip().upper() for c in pc.unique(col).to_pylist() if c is not None})
+    frame = pd.read_csv(path, usecols=["instrument"], dtype=str)
+    return sorted({c.strip().upper() for c in frame["instrument"].dropna().unique()})
+
+
+def _read_qlib(path: Path, end: pd.Timestamp | None, stocks: str | None = None,
+               only: set[str] | None = None):
     """Dense arrays straight from `features/<code>/<field>.day.bin` (float32, first value = start
-    index into `calendars/day.txt`). Only calendar days up to `end` are read."""
-    calendar = pd.DatetimeIndex(pd.to_datetime(
-        (path / "calendars" / "day.txt").read_text().split(), errors="coerce"), name="datetime")
-    if calendar.isna().any():
-        raise DataError(f"{path}/calendars/day.txt has an unparseable date")
-    if end is not None:
-        if len(calendar) and end < calendar[0]:
-            raise DataError(f"end {end.date()} is before the first date in the data ({calendar[0].date()})")
-        calendar = calendar[: calendar.searchsorted(end, side="right")]
-    features = {d.name.lower(): d for d in (path / "features").iterdir() if d.is_dir()} \
-        if (path / "features").is_dir() else {}
-    listing = path / "instruments" / "all.txt"
-    if listing.is_file():
-        codes = [line.split()[0] for line in listing.read_text().splitlines() if line.strip()]
-    else:
-        codes = list(features)
-    names = np.unique(np.array([c.upper() for c in codes if c.lower() in features], dtype=str))
+    index into `calendars/day.txt`) of stocks only (and of `only` when given). Only calendar
+    days up to `end` are read."""
+    calendar = read_calendar(path, end)
+    features = qlib_features(path)
+    names = np.array(source_codes(path), dtype=str)
     if len(names) == 0:
         raise DataError(f"{path}: no instruments with feature directories")
+    names = names[_stock_names(names, path, stocks)]
+    if only is not None:
+        names = names[np.isin(names, sorted(only))]
+        if len(names) == 0:
+            raise DataError(f"{path}: no stock of the membership file has feature directories")
     present = {f for f in (*FIELDS, *OPTIONAL_FIELDS)
                if all((features[c.lower()] / f"{f}.day.bin").is_file() for c in names)}
     missing = [f for f in FIELDS if f not in present]
@@ -330,7 +296,7 @@ def _read_qlib(path: Path, end: pd.Timestamp | None):
     dense = {f: np.full(shape, np.nan, dtype=np.float32) for f in (*FIELDS, *OPTIONAL_FIELDS) if f in present}
     for n, code in enumerate(names):  # one file per stock and field: the format's layout
         for f, out in dense.items():
-            _read_bin(features[code.lower()] / f"{f}.day.bin", out[:, n])
+            read_bin(features[code.lower()] / f"{f}.day.bin", out[:, n])
     exists = np.zeros(shape, dtype=bool)
     for f in PRICE_FIELDS:
         exists |= ~np.isnan(dense[f])
@@ -338,16 +304,3 @@ def _read_qlib(path: Path, end: pd.Timestamp | None):
     _validate({f: v[t_idx, n_idx] for f, v in dense.items()},
               lambda i: (calendar[t_idx[i]].date(), names[n_idx[i]]), path)
     return calendar, names, dense, np.zeros(len(names), dtype=np.int64)
-
-
-def _read_bin(file: Path, out: np.ndarray) -> None:
-    """Fill `out` (one column, calendar-aligned) from a qlib `.day.bin`, reading no day past it."""
-    with open(file, "rb") as fh:
-        head = np.fromfile(fh, dtype="<f4", count=1)
-        if len(head) == 0 or not np.isfinite(head[0]):
-            raise DataError(f"{file}: empty or corrupt qlib feature file")
-        first = int(head[0])
-        if first >= len(out):
-            return
-        values = np.fromfile(fh, dtype="<f4", count=len(out) - first)
-    out[first:first + len(values)] = values

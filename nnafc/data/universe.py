@@ -57,7 +57,12 @@ def read_memberships(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"membership file not found: {path}")
-    spells = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, comment="#")
+    try:
+        spells = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, comment="#")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"membership file {path} is empty: expected lines CODE start end") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise DataError(f"membership file {path} cannot be read: {str(err).splitlines()[0]}") from None
     if spells.shape[1] != 3:
         raise DataError(f"membership file {path} must have 3 columns CODE start end, found {spells.shape[1]}")
     spells.columns = ["code", "start", "end"]

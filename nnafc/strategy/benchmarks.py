@@ -7,22 +7,22 @@ without indices) both are the equal-weight mean return of the panel's stocks, la
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from nnafc.data.indices import index_returns
 from nnafc.data.locate import data_dir
 from nnafc.data.panel import Panel
 from nnafc.strategy.performance import (
     INDEX_CODES,
     annual_return,
-    load_index_returns,
     max_drawdown,
     sharpe_ratio,
 )
 
 INDICES = tuple(INDEX_CODES)  # ("ZZ500", "HS300")
-INDEX_FILE = "indices_2010_2020.parquet"
 
 
 @dataclass(frozen=True)
@@ -49,19 +49,21 @@ def equal_weight_returns(panel: Panel) -> pd.Series:
 
 
 def benchmarks(panel: Panel, data: str | None = None) -> Benchmarks:
-    """ZZ500 and HS300 daily returns on `panel.dates`, or the equal-weight fallback without an index file.
+    """ZZ500 and HS300 daily returns on `panel.dates`, or the equal-weight fallback without index closes.
 
-    Real index closes come from `<data>/indices_2010_2020.parquet`. Without it (simulated market,
-    or a data directory without indices) both rows are the panel's equal-weight mean return, and
-    `source` says so: they are then a stand-in, not the indices.
+    Real index closes come from the data's indices (`nnafc.data.indices`: a qlib directory's own,
+    or the `indices` file of a data directory). Without them (simulated market, or data without
+    indices) both rows are the panel's equal-weight mean return, and `source` says so: they are
+    then a stand-in, not the indices.
     """
     root = None if panel.simulated else data_dir(data)
-    path = None if root is None else (root.parent if root.is_file() else root) / INDEX_FILE
-    if path is not None and path.is_file():
-        rets = {name: load_index_returns(path, name, panel.dates).rename(name) for name in INDICES}
-        return Benchmarks(rets, f"index closes from `{path.name}` ({', '.join(INDEX_CODES.values())})", False)
+    found = None if root is None else index_returns(root, INDEX_CODES, panel.dates)
+    if found is not None:
+        rets = {name: found[name].rename(name) for name in INDICES}
+        name = Path(found.attrs["source"]).name
+        return Benchmarks(rets, f"index closes from `{name}` ({', '.join(INDEX_CODES.values())})", False)
     ew = equal_weight_returns(panel)
-    why = "the market is simulated" if panel.simulated else f"no {INDEX_FILE} beside the data"
+    why = "the market is simulated" if panel.simulated else "no index closes in the data"
     return Benchmarks(
         {name: ew.rename(name) for name in INDICES},
         f"**not the real indices**: {why}, so both index rows are the equal-weight mean daily return "

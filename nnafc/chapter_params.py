@@ -1,0 +1,231 @@
+"""Checking a chapter's papermill parameters before any chapter runs: names, types and ranges.
+
+A chapter declares its parameters in its `parameters` cell (`name = default  # why`). A value
+given in a params file must be a declared name, have the default's type (an int default wants
+an int, a float default any real number, a None default anything) and pass the rule below for
+its name, if any. Every failure is one `ParamsError` line naming the chapter and the key.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nnafc.params import ParamsError
+
+Rule = Callable[[Any], str | None]  # value -> what is wrong, or None
+
+
+def declared(source: Path) -> dict[str, Any]:
+    """The `parameters` cell of a py:percent chapter: name -> default (literals; else None)."""
+    text = Path(source).read_text()
+    match = re.search(r"^# %% tags=\[\"parameters\"\]\n(.*?)(?=^# %%)", text, re.S | re.M)
+    if match is None:
+        raise ParamsError(f"{source.name} has no parameters cell")
+    out = {}
+    for node in ast.parse(match.group(1)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                out[node.targets[0].id] = None
+    return out
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+def _int(lo: int) -> Rule:
+    return lambda v: None if _is_int(v) and v >= lo else f"must be an integer >= {lo}"
+
+
+def _real(lo: float, hi: float = math.inf, lo_open: bool = False) -> Rule:
+    def rule(v: Any) -> str | None:
+        ok = _is_real(v) and (v > lo if lo_open else v >= lo) and v < hi
+        left = "(" if lo_open else "["
+        return None if ok else f"must be a number in {left}{lo}, {hi})"
+    return rule
+
+
+def _each(rule: Rule, what: str = "list") -> Rule:
+    def check(v: Any) -> str | None:
+        if not isinstance(v, list) or not v:
+            return f"must be a non-empty {what}"
+        for item in v:
+            wrong = rule(item)
+            if wrong:
+                return f"entry {item!r} {wrong}"
+        return None
+    return check
+
+
+def _date(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return "must be a date string YYYY-MM-DD"
+    try:
+        pd.Timestamp(v)
+    except (ValueError, TypeError):
+        return "is not a date"
+    return None
+
+
+def _span(v: Any) -> str | None:
+    if not isinstance(v, list) or len(v) != 2 or _date(v[0]) or _date(v[1]):
+        return "must be [first date, last date]"
+    return None if pd.Timestamp(v[0]) <= pd.Timestamp(v[1]) else "starts after it ends"
+
+
+def _universe(v: Any) -> str | None:
+    from nnafc.data.universe import UNIVERSE_FORMS, parse_universe
+
+    try:
+        parse_universe(v)
+    except ValueError:
+        return f"must be {UNIVERSE_FORMS}"
+    return None
+
+
+def _device(v: Any) -> str | None:
+    if not isinstance(v, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", v):
+        return "must be 'cpu', 'cuda' or 'cuda:N'"
+    if v.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return "asks for CUDA but torch sees no CUDA device"
+    return None
+
+
+def _one_of(*choices: Any) -> Rule:
+    return lambda v: None if v in choices else f"must be one of {list(choices)}"
+
+
+def _pk_name(v: Any) -> str | None:
+    from nnafc import pk
+
+    return None if isinstance(v, str) and v in pk.names() else "is not a PK factor (nnafc.pk.names())"
+
+
+def _seeds(v: Any) -> str | None:
+    return None if v in ("table1", "pk50", "all") else _each(_pk_name)(v)
+
+
+def _net(v: Any) -> str | None:
+    from nnafc import nets
+
+    return None if isinstance(v, str) and v in nets.names() else f"must be one of {nets.names()}"
+
+
+def _construct_config(v: Any) -> str | None:
+    from nnafc.construct import ConstructConfig
+
+    if not isinstance(v, dict):
+        return "must be a mapping of nnafc.construct.ConstructConfig settings"
+    try:
+        ConstructConfig.from_dict(v)
+    except (ValueError, TypeError) as exc:
+        return f"is not a valid construct config: {exc}"
+    return None
+
+
+def _variants(v: Any) -> str | None:
+    if not isinstance(v, dict) or not v:
+        return "must be a non-empty mapping name -> construct config"
+    for name, cfg in v.items():
+        wrong = _construct_config(cfg)
+        if wrong:
+            return f"variant {name!r} {wrong}"
+    return None
+
+
+def _xgb_grid(v: Any) -> str | None:
+    rules = {"max_depth": _each(_int(1)), "learning_rate": _each(_real(0, lo_open=True)),
+             "n_estimators": _each(_int(1))}
+    if not isinstance(v, dict) or set(v) - set(rules):
+        return f"must be a mapping with keys among {list(rules)}"
+    for key, value in v.items():
+        wrong = rules[key](value)
+        if wrong:
+            return f"{key} {wrong}"
+    return None
+
+
+def _table5_windows(v: Any) -> str | None:
+    from nnafc import paper
+
+    n = len(paper.TABLE5_WINDOWS)
+    if not isinstance(v, list):
+        return f"must be a list of window numbers 0..{n - 1}"
+    return None if all(_is_int(i) and 0 <= i < n for i in v) else f"entries must be in 0..{n - 1}"
+
+
+RULES: dict[str, Rule] = {
+    "seed": _int(0), "device": _device, "universe": _universe, "quality_universe": _universe,
+    "start": _date, "end": _date, "test_start": _date, "test_end": _date, "train_start": _date,
+    "quality_start": _date, "quality_end": _date, "mimic_train": _span, "mimic_test": _span,
+    "train_starts": _each(_date), "quality_train_starts": _each(_date),
+    "p": _real(0, lo_open=True), "p_values": _each(_real(0, lo_open=True)),
+    "outlier_share": _real(0, 0.5), "round_trip_cost": _real(0, 1), "cost_grid": _each(_real(0, 1)),
+    "prune_rates": _each(_real(0, 1)), "learning_rate": _each(_real(0, lo_open=True)),
+    "max_depth": _each(_int(1)), "n_estimators": _each(_int(1)), "quality_inits": _each(_int(0)),
+    "pretrain_epochs": _int(0), "max_gp_pairs": _int(0),
+    "factors": _each(_pk_name), "tuning_seeds": _each(_pk_name), "construct_seed": _pk_name,
+    "quality_seeds": _seeds, "structures": _each(_net), "construct_net": _net,
+    "construct": _construct_config, "quality_config": _construct_config, "tuning_variants": _variants,
+    "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"),
+    "table5_windows": _table5_windows,
+    "pk_factors": lambda v: None if v is None else _int(1)(v),
+    "nnafc_factors": lambda v: None if v is None else _int(1)(v),
+    "zoo": lambda v: None if v is None or isinstance(v, str) else "must be a directory (string) or null",
+    "data": lambda v: None if v is None or isinstance(v, str) else "must be a path (string) or null",
+}
+ORDERED = (("start", "end"), ("test_start", "test_end"), ("quality_start", "quality_end"))
+
+
+def _by_default(default: Any) -> Rule | None:
+    """The rule a default implies: its type, and >= 1 for integers (counts, sizes, epochs)."""
+    if isinstance(default, bool):
+        return lambda v: None if isinstance(v, bool) else "must be true or false"
+    if _is_int(default):
+        return _int(1)
+    if isinstance(default, float):
+        return _real(-math.inf)
+    for kind, name in ((str, "a string"), (list, "a list"), (dict, "a mapping")):
+        if isinstance(default, kind):
+            return lambda v, kind=kind, name=name: None if isinstance(v, kind) else f"must be {name}"
+    return None
+
+
+def check(chapter: str, parameters: dict, defaults: dict[str, Any]) -> None:
+    """ParamsError (one line) for the first unknown, mistyped or out-of-range parameter."""
+    unknown = sorted(set(parameters) - set(defaults))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ParamsError(f"chapter {chapter!r} has no parameter(s) {unknown}{hint}; "
+                          f"it declares {sorted(defaults)}")
+    for key, value in parameters.items():
+        rule = RULES.get(key) or _by_default(defaults[key])
+        wrong = rule(value) if rule is not None else None
+        if wrong:
+            raise ParamsError(f"chapter {chapter!r}: {key} {wrong}, got {value!r}")
+    values = {**defaults, **parameters}
+    for a, b in ORDERED:
+        if a in values and b in values and None not in (values[a], values[b]) \
+                and pd.Timestamp(values[a]) > pd.Timestamp(values[b]):
+            raise ParamsError(f"chapter {chapter!r}: {a} {values[a]} is after {b} {values[b]}")
