@@ -30,7 +30,6 @@ from nnafc.factor import Factor
 
 PK_MEMORY = 4  # PK warm-up = 4 x its window: an EMA keeps (1 - 2/(N+1))^(4N) ~ e^-8 of its start value
 CALENDAR_PAD = 20  # extra calendar days read before the warm-up (holidays: Spring Festival, National Day)
-NOT_STOCKS = re.compile(r"(SH000|SZ399|SH5|SZ1[5-8])\d+")  # SSE / SZSE index and fund codes (qlib lists them)
 
 
 # --------------------------------------------------------------------------- choosing factors
@@ -225,8 +224,9 @@ def apply_factors(factors: Sequence[Factor], data: str | os.PathLike, start, end
 
     Index `(datetime, instrument)`, one float32 column per factor (`column_names`), one row
     per (day, stock) in the point-in-time `universe` where some factor is defined (index and
-    fund codes of a qlib directory, `NOT_STOCKS`, are left out). `data`: a
-    parquet / CSV file, a qlib directory or a data directory (`nnafc.data.locate`).
+    fund codes of a qlib directory are left out: `load_panel` holds stocks only, by the rule of
+    `nnafc.data.kinds`). `data`: a parquet / CSV file, a qlib directory or a data directory
+    (`nnafc.data.locate`).
     """
     from nnafc.data.locate import data_dir
 
@@ -243,8 +243,7 @@ def apply_factors(factors: Sequence[Factor], data: str | os.PathLike, start, end
 
     from tqdm.auto import tqdm
 
-    stocks = np.array([NOT_STOCKS.fullmatch(str(c)) is None for c in panel.instruments])  # (N,)
-    keep = panel.in_universe[day0:] & stocks[None, :]  # (D, N)
+    keep = panel.in_universe[day0:]  # (D, N)
     values = {}
     for name, f in tqdm(list(zip(columns, factors, strict=True)), desc="factors", unit="factor",
                         disable=not progress):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nnafc.data.panel import DataError
-from nnafc.data.sources import _read_bin  # the project's reader of one qlib .day.bin
+from nnafc.data.qlib import read_bin  # the project's reader of one qlib .day.bin
 
 KEYS = ("datetime", "instrument")
 TABLE_SUFFIXES = (".parquet", ".csv")
@@ -199,7 +199,7 @@ def read_qlib(qlib_dir: str | os.PathLike, fields: list[str]) -> pd.DataFrame:
         for f, p in files.items():
             out = np.full(len(calendar), np.nan, dtype=np.float32)
             if p.is_file():
-                _read_bin(p, out)
+                read_bin(p, out)
             cols[f] = out
         block = pd.DataFrame(cols, index=pd.MultiIndex.from_product(
             [pd.DatetimeIndex(calendar, name="datetime"), pd.Index([code], name="instrument")]))
