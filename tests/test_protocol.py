@@ -42,6 +42,11 @@ def test_protocol_run_builds_each_candidate_and_resumes(panel, tmp_path, monkeyp
     assert list(table["candidate"]) == list(cands) and not table["from zoo"].any()
     assert table["valid IC"].between(-1, 1).all() and table["test IC"].between(-1, 1).all()
     assert table["test IC"].nunique() == 3  # three different factors
+    assert set(table["window"]) == {"2018-04-02"}  # reported under the window's own first day
+    longer = {**SIZES, "n_valid": 25}
+    (start, window), = protocol._aligned_starts(panel, ["2018-04-02"], longer).items()
+    assert window == "2018-04-02" and start < window  # the longer validation split starts earlier ...
+    assert make_split(panel.dates, start, **longer).test == make_split(panel.dates, window, **SIZES).test
     again = protocol.protocol_run(panel, cands, ["2018-04-02"], ["MA10"], base=TINY, zoo=tmp_path,
                                   progress=False)
     assert again["from zoo"].all()

@@ -62,16 +62,35 @@ def protocol_run(panel: Panel, candidates: Mapping[str, Candidate], train_starts
     """Construct (or load) every candidate's factors on every window; one row per factor.
 
     The rows are `quality_run`'s (window, seed factor, init seed, train / valid / test IC, seconds)
-    with the candidate's name first. `base`: ConstructConfig overrides shared by every candidate.
+    with the candidate's name first; `window` is the §4.1 window's first training day for every
+    candidate. A candidate with a longer training or validation split starts that much earlier,
+    so that every candidate is tested on the same days. `base`: ConstructConfig overrides shared
+    by every candidate.
     """
     frames = []
     for name, cand in candidates.items():
         cfg = {**(base or {}), **cand.config}
-        table = quality_run(panel, seeds, train_starts, net, cfg, zoo=zoo, init_seeds=init_seeds,
-                            n_jobs=n_jobs, progress=progress, **{**SIZES, **cand.sizes})
+        sizes = {**SIZES, **cand.sizes}
+        starts = _aligned_starts(panel, train_starts, sizes)
+        table = quality_run(panel, seeds, list(starts), net, cfg, zoo=zoo, init_seeds=init_seeds,
+                            n_jobs=n_jobs, progress=progress, **sizes)
+        table["window"] = table["window"].map(starts)
         frames.append(table.assign(candidate=name))
     out = pd.concat(frames, ignore_index=True)
     return out[["candidate", *[c for c in out.columns if c != "candidate"]]]
+
+
+def _aligned_starts(panel: Panel, train_starts: Sequence[str], sizes: Mapping[str, int]) -> dict[str, str]:
+    """{first training day of the candidate: the §4.1 window's} so that the test days coincide."""
+    extra = sizes["n_train"] + sizes["n_valid"] - SIZES["n_train"] - SIZES["n_valid"]
+    out = {}
+    for start in train_starts:
+        j = int(panel.dates.searchsorted(pd.Timestamp(start)))  # the window's first training day
+        if not 0 <= j - extra < len(panel.dates) or j >= len(panel.dates):
+            raise ValueError(f"a {sizes['n_train']}/{sizes['n_valid']}-day split tested where the window "
+                             f"from {start} is needs {extra} more trading days before it")
+        out[str(panel.dates[j - extra].date())] = str(panel.dates[j].date())
+    return out
 
 
 def selection_table(table: pd.DataFrame) -> pd.DataFrame:
