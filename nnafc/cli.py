@@ -69,6 +69,13 @@ def _data_check(args: argparse.Namespace) -> int:
 
 
 def _construct(args: argparse.Namespace) -> int:
+    from nnafc.study import is_study_file
+
+    if is_study_file(args.params):  # `nnafc construct --params params/study.yaml` builds the study
+        if args.out is not None:
+            raise ValueError(f"{args.params} is a study: it builds into its own `zoo`; drop --out")
+        args.study_command, args.families, args.windows, args.max_minutes = "build", None, None, None
+        return _study(args)
     try:
         from nnafc.construct_cli import run
     except ImportError as exc:  # e.g. an optional dependency of construction is missing

@@ -176,6 +176,15 @@ def load_params(path: str | os.PathLike) -> StudyParams:
     return StudyParams(path, full, families, zoo)
 
 
+def is_study_file(path: str | os.PathLike) -> bool:
+    """Whether a parameter file is a study (it has `families`), not a plain construction file."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return False  # the construction loader says what is wrong with it
+    return isinstance(raw, dict) and "families" in raw
+
+
 def _unknown(path: Path, what: str, got: dict, valid: Any) -> None:
     import difflib
 

@@ -75,6 +75,16 @@ def test_bad_parameters_fail_in_one_line(tmp_path, over, message) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_construct_command_builds_a_study_file(tmp_path, data_dir, capsys) -> None:
+    from nnafc.cli import main
+
+    path = _write(tmp_path / "s.yaml", families={"fcn": {"factors": 1, "seeds": ["MA10"]}})
+    assert main(["construct", "--params", str(path), "--data", str(data_dir)]) == 0
+    assert "total: 1 of 1 factors" in capsys.readouterr().out
+    assert main(["construct", "--params", str(path), "--out", str(tmp_path / "x")]) == 2
+    assert "builds into its own `zoo`" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_members_spread_seed_factors_then_new_inits(tmp_path, data_dir) -> None:
     fams = {"fcn": {"factors": 5, "seeds": ["MA10", "RSI12"]}, "lstm": {"factors": 2, "seeds": "table1"}}
     study = Study(load_params(_write(tmp_path / "s.yaml", families=fams)), _panel(data_dir))
