@@ -38,12 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from nnafc.construct import ConstructConfig
 from nnafc.data.panel import DataError, Panel
 from nnafc.data.splits import Split, make_split
-from nnafc.params import ParamsError
+from nnafc.params import ParamsError, check_keys, read_mapping
 from nnafc.runner import Job, RunError, run_jobs
 from nnafc.zoo import Zoo
 
@@ -78,21 +77,8 @@ def load_construct_params(path: str | Path) -> ConstructParams:
     from nnafc import nets, pk
 
     path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"parameter file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping at the top level")
-    unknown = sorted(set(raw) - set(DEFAULTS))
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], list(DEFAULTS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ParamsError(f"{path}: unknown key {unknown[0]!r}{hint}; keys are {', '.join(DEFAULTS)}")
+    raw = read_mapping(path)
+    check_keys(path, "key", raw, DEFAULTS)
     for key in REQUIRED:
         if not raw.get(key):
             raise ParamsError(f"{path}: '{key}' is required")

@@ -31,7 +31,8 @@ class BookParams:
         return {**self.shared, **self.per_chapter.get(chapter, {})}
 
 
-def load_params(path: str | Path) -> BookParams:
+def read_mapping(path: str | Path) -> dict:
+    """A YAML parameter file's top-level mapping, read safely (`yaml.safe_load`: no tags run)."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"parameter file not found: {path}")
@@ -41,6 +42,23 @@ def load_params(path: str | Path) -> BookParams:
         raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def check_keys(path: str | Path, what: str, got: dict, valid) -> None:
+    """ParamsError naming the first unknown key of `got` and the closest valid one."""
+    import difflib
+
+    for key in got:
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), list(valid), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ParamsError(f"{path}: unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
+
+
+def load_params(path: str | Path) -> BookParams:
+    path = Path(path)
+    raw = read_mapping(path)
     chapters = raw.pop("chapters", None)
     if not isinstance(chapters, list) or not chapters or not all(isinstance(c, str) for c in chapters):
         raise ParamsError(f"{path}: 'chapters' must be a non-empty list of chapter names")

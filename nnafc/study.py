@@ -44,7 +44,7 @@ from nnafc.construct import ConstructConfig
 from nnafc.data.panel import DataError, Panel
 from nnafc.data.splits import Split, make_split, split_window
 from nnafc.factor import Factor
-from nnafc.params import ParamsError
+from nnafc.params import ParamsError, check_keys, read_mapping
 
 GP = "gp"
 GP_SEEDED = "+gp"  # suffix of a family whose networks are seeded by the window's GP formulas
@@ -105,15 +105,8 @@ def load_params(path: str | os.PathLike) -> StudyParams:
     from nnafc import gp, nets, pk
 
     path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"study parameter file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping at the top level")
-    _unknown(path, "key", raw, TOP_KEYS)
+    raw = read_mapping(path)
+    check_keys(path, "key", raw, TOP_KEYS)
     full = {**TOP_KEYS, **raw}
     for key in ("train_starts", "families"):
         if not full[key]:
@@ -145,7 +138,7 @@ def load_params(path: str | os.PathLike) -> StudyParams:
     for name, spec in full["families"].items():
         where = f"{path}: family {name!r}"
         spec = dict(spec or {})
-        _unknown(path, f"key of family {name!r}", spec, FAMILY_KEYS)
+        check_keys(path, f"key of family {name!r}", spec, FAMILY_KEYS)
         n = spec.get("factors")
         if not _is_int(n) or n < 1:
             raise ParamsError(f"{where}: factors must be a positive integer, got {n!r}")
@@ -183,16 +176,6 @@ def is_study_file(path: str | os.PathLike) -> bool:
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return False  # the construction loader says what is wrong with it
     return isinstance(raw, dict) and "families" in raw
-
-
-def _unknown(path: Path, what: str, got: dict, valid: Any) -> None:
-    import difflib
-
-    for key in got:
-        if key not in valid:
-            close = difflib.get_close_matches(str(key), list(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ParamsError(f"{path}: unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
 
 
 def _is_int(v: Any) -> bool:
