@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 
 from nnafc.data.panel import DataError
 from nnafc.data.qlib import read_bin  # the project's reader of one qlib .day.bin
+from nnafc.files import atomic_path
 
 KEYS = ("datetime", "instrument")
 TABLE_SUFFIXES = (".parquet", ".csv")
@@ -88,16 +88,12 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
         raise ValueError(f"output must end in .parquet or .csv, got {path.name!r}")
     frame = as_factor_frame(frame)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        flat = frame.reset_index()
+    flat = frame.reset_index()
+    with atomic_path(path) as tmp:
         if path.suffix.lower() == ".parquet":
             flat.to_parquet(tmp, index=False)
         else:
             flat.to_csv(tmp, index=False, date_format="%Y-%m-%d", float_format="%.9g")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -177,12 +173,8 @@ def to_qlib(frame: pd.DataFrame, qlib_dir: str | os.PathLike, prefix: str = "nna
 
 def _write_bin(file: Path, first: int, values: np.ndarray) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(file) as tmp:
         np.concatenate([[np.float32(first)], values.astype(np.float32)]).astype("<f4").tofile(tmp)
-        os.replace(tmp, file)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_qlib(qlib_dir: str | os.PathLike, fields: list[str]) -> pd.DataFrame:

@@ -10,10 +10,10 @@ import base64
 import html
 import io
 import os
-import uuid
 from pathlib import Path
 
 from nnafc.evaluate.tearsheet import TearSheet
+from nnafc.files import atomic_path
 
 
 def check_out(out: str | os.PathLike | None) -> None:
@@ -103,9 +103,5 @@ def _html(sheet: TearSheet, figs: dict) -> str:
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -41,6 +41,7 @@ from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.data.windows import Standardiser
 from nnafc.factor import CachedValues, Factor, cached
+from nnafc.files import atomic_path
 
 FORMAT = 2  # bump when the on-disk layout or the meaning of a stored factor changes
 NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
@@ -328,12 +329,8 @@ class Zoo:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

@@ -25,14 +25,6 @@ TINY = {"m": 10, "net_cfg": {"hidden": [8]}, "pretrain_epochs": 1, "epochs": 2, 
 SIZES = {"n_train": 60, "n_valid": 15, "n_test": 15}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def zoo(data_dir: Path, tmp_path_factory) -> tuple[Path, str]:
     """A one-factor zoo: a tiny FCN constructed from RSI12 on CSI 300, training in 2019 H1."""
