@@ -282,3 +282,83 @@ def test_crossconv_fits_cross_sectional_target_fcn_cannot() -> None:
         errors[name] = loss.item() / y.var().item()
     assert errors["crossconv"] < 0.02, errors
     assert errors["fcn"] > 0.08, errors
+
+
+# ---------------------------------------------------------------------------- speed re-layouts
+
+
+@pytest.mark.parametrize("heads", [1, 2, 4])
+def test_encoder_layer_is_torchs_layer_relaid_out(heads: int) -> None:
+    """`_EncoderLayer` = `nn.TransformerEncoderLayer(norm_first=True)`: same init for a seed,
+    same parameter names (old state dicts load), same outputs and gradients."""
+    torch.manual_seed(5)
+    ref = nn.TransformerEncoderLayer(32, heads, 64, 0.0, batch_first=True, norm_first=True).double()
+    torch.manual_seed(5)
+    new = nets._EncoderLayer(32, heads, 64, 0.0).double()
+    sd_ref, sd_new = ref.state_dict(), new.state_dict()
+    assert list(sd_ref) == list(sd_new)
+    assert all(torch.equal(sd_ref[k], sd_new[k]) for k in sd_ref)
+    with torch.no_grad():  # make the biases non-zero so that they are tested too
+        for p in ref.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    new.load_state_dict(ref.state_dict())
+    h = torch.randn(6, M, 32, dtype=torch.float64, requires_grad=True)
+    a, b = ref(h), new(h)
+    torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
+    ga = torch.autograd.grad(a.square().sum(), [h, *ref.parameters()])
+    gb = torch.autograd.grad(b.square().sum(), [h, *new.parameters()])
+    for x, y in zip(ga, gb, strict=True):
+        torch.testing.assert_close(y, x, rtol=1e-9, atol=1e-9)
+
+
+def test_transformer_attention_dropout_only_in_training() -> None:
+    net = _net("transformer", dropout=0.3)
+    x = _x(5)
+    net.train()
+    assert not torch.equal(net(x), net(x))
+    net.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n != "lstm"])
+def test_count_flops_matches_torch_flop_counter(name: str) -> None:
+    """`count_flops` (hooks) agrees with torch's FlopCounterMode (2 FLOPs per multiply-add);
+    torch has no formula for the oneDNN LSTM, hence the LSTM is left out."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = _net(name)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        net.train()(_x(3))
+    assert fc.get_total_flops() == 2 * 3 * nets.count_flops(net)
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "fewer"),
+    [
+        ("resnet", {"widths": (16, 32, 64), "blocks": (2, 2, 2)}, 8),
+        ("lstm", {"hidden": 64, "layers": 2}, 10),
+    ],
+)
+def test_smaller_defaults_cut_flops(name: str, old: dict, fewer: int) -> None:
+    """The defaults shrunk for CPU speed (see the config comments) cost at least `fewer`x less."""
+    assert nets.flops_per_sample(name, old) >= fewer * nets.flops_per_sample(name)
+    assert _net(name, **old)(_x(4)).shape == (4,)  # the old sizes stay valid configs
+
+
+@pytest.mark.parametrize(
+    ("m", "channels", "kernel"),
+    [(30, (32, 32, 32, 32), 3), (10, (8, 16), 3), (7, (4, 4, 4), 2), (30, (8,), 5)],
+)
+def test_tcn_last_day_only_equals_full_blocks(m: int, channels: tuple, kernel: int) -> None:
+    """The last block computed at the last day only = all blocks over all days, then day m-1,
+    also where the receptive field reaches before the window (m=7, 10: zero padding)."""
+    torch.manual_seed(0)
+    net = nets.build("tcn", m=m, channels=channels, kernel=kernel).double()
+    x = _x(6, m=m, dtype=torch.float64)
+    full = net.head(net.blocks(x)[:, :, -1]).squeeze(-1)  # (n,)
+    torch.testing.assert_close(net(x), full, rtol=1e-12, atol=1e-12)
+    g_full = torch.autograd.grad(full.sum(), list(net.parameters()))
+    g_last = torch.autograd.grad(net(x).sum(), list(net.parameters()))
+    for a, b in zip(g_full, g_last, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
