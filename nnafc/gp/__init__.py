@@ -46,12 +46,12 @@ from nnafc.gp.formula import (
     to_infix,
     to_rpn,
 )
-from nnafc.gp.search import GPResult, Individual, inheritance, run_gp
+from nnafc.gp.search import GPResult, Individual, run_gp
 from nnafc.gp.selection import select
 
 __all__ = [
     "GPConfig", "GPResult", "GPFormula", "Evaluator", "Individual", "Series", "WORST", "FUNCTIONS",
     "INPUTS", "CACHED", "DTYPES", "as_config", "primitive_set", "parse", "parse_rpn", "from_infix",
-    "to_infix", "to_rpn", "evaluate", "train_ic", "select", "daily_rank_ic", "inheritance",
+    "to_infix", "to_rpn", "evaluate", "train_ic", "select", "daily_rank_ic",
     "factor_from_formula", "to_json", "from_json", "run_gp",
 ]  # fmt: skip

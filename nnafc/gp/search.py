@@ -3,7 +3,7 @@
 Tournament selection, one-point crossover, uniform subtree mutation (`gen_full`), static limits
 on height and size, all seeded; stops at `generations` or the wall-clock budget. Each
 formula's fitness is computed once (memo by its string); parent -> child records of the last
-generations feed `inheritance`, the paper's formulas (9) -> (10) argument measured.
+generations feed `evaluate.schemes.inheritance`, the paper's formulas (9) -> (10) argument measured.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from nnafc.gp.formula import primitive_set
 from nnafc.gp.selection import select
 
 __all__ = ["Individual", "gen_full", "gen_grow", "gen_half_and_half", "cx_one_point", "GPResult",
-           "run_gp", "inheritance"]
+           "run_gp"]
 
 
 class _FitnessMax(base.Fitness):
@@ -267,32 +267,6 @@ def run_gp(panel: Panel, split: Split, cfg: GPConfig | dict | None = None) -> GP
                     history=pd.DataFrame(history), lineage=lineage_df, config=cfg,
                     seconds=time.perf_counter() - t0, stopped_early=stopped, selected_on=selected_on,
                     cache=cache_info)
-
-
-def inheritance(lineage: pd.DataFrame) -> pd.DataFrame:
-    """Does a GP child inherit its parent's IC? One row per operator (and "all").
-
-    §3.1 argues with formulas (9) -> (10) that a small edit can make a child unrelated to its
-    parent. Over the children that differ from their parent: how many (`n`), the correlation of
-    parent and child training IC, the share whose IC fell, the mean change, and the share of
-    children that failed outright (undefined IC).
-    """
-    cols = ["n", "ic_corr", "worse_share", "mean_change", "failed_share"]
-    changed = lineage[lineage["changed"]]
-
-    def row(frame: pd.DataFrame) -> dict[str, float]:
-        ok = frame.dropna(subset=["parent_ic", "child_ic"])
-        diff = ok["child_ic"] - ok["parent_ic"]
-        corr = ok["parent_ic"].corr(ok["child_ic"]) if len(ok) > 2 else np.nan
-        return {"n": len(frame), "ic_corr": corr, "worse_share": (diff < 0).mean() if len(ok) else np.nan,
-                "mean_change": diff.mean() if len(ok) else np.nan,
-                "failed_share": frame["child_ic"].isna().mean() if len(frame) else np.nan}
-
-    rows = {op: row(frame) for op, frame in changed.groupby("operator", sort=True)}
-    rows["all"] = row(changed)
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=cols)
-    out.index.name = "operator"
-    return out
 
 
 def _lineage_frame(records: list[dict], cfg: GPConfig, last_generation: int) -> pd.DataFrame:
