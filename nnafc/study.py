@@ -373,9 +373,10 @@ class Study:
         """
         rows, wanted_keys = [], set()
         for family in self.params.families:
+            fam = self.params.families[family]
             for window in range(len(self._windows)):
-                present, seconds, wanted = 0, 0.0, self.params.families[family].factors
-                if self.params.families[family].kind == "gp":
+                present, seconds, wanted = 0, 0.0, fam.factors
+                if fam.kind == "gp":
                     key = self._gp_key(window)
                     wanted_keys.add(key)
                     if self.zoo.has_set(key):
@@ -383,6 +384,9 @@ class Study:
                         wanted = present  # GP's correlation filter may keep fewer than asked
                         seconds = float(self.zoo.set_meta(key).get("seconds", 0.0))
                 else:
+                    gp_set = self._gp_set(window, build=False) if fam.kind == "nnafc+gp" else None
+                    if gp_set is not None:
+                        wanted = min(wanted, len(gp_set))  # GP kept fewer formulas: fewer seeds
                     for member in self.members(family, window):
                         seed = self._seed(member, build=False)
                         if seed is None:

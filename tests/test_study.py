@@ -132,6 +132,14 @@ def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
     assert np.isfinite(values[built.windows()[0].test]).any()
 
 
+def test_gp_seeded_family_wants_no_more_factors_than_gp_kept(built) -> None:
+    fams = {**built.params.raw["families"], "fcn+gp": {"factors": 5}}
+    more = Study(load_params(_write(built.params.path.parent / "more.yaml", families=fams)), built.panel)
+    kept = len(built.factor_set("gp", 0))
+    row = more.inventory().set_index("family").loc["fcn+gp"]
+    assert row["wanted"] == min(5, kept) and row["present"] == 1  # the first one is the built one
+
+
 def test_build_resumes_and_changed_config_is_never_used(built, tmp_path) -> None:
     before = sorted(built.zoo.keys())
     again = Study(built.params, built.panel).build(log=lambda _: None)  # nothing left to do
