@@ -28,8 +28,6 @@ found under its old key: `inventory()` reports it missing (and the stale entry a
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -237,16 +235,6 @@ class Study:
         """The rolling train / valid / test windows every table of the book uses."""
         return list(self._windows)
 
-    def window_frame(self) -> pd.DataFrame:
-        """First and last date of each window's periods (one row per window)."""
-        rows = []
-        for k, split in enumerate(self._windows):
-            row: dict[str, Any] = {"window": k}
-            for part, dates in split.dates().items():
-                row[f"{part} from"], row[f"{part} to"] = dates[0].date(), dates[-1].date()
-            rows.append(row)
-        return pd.DataFrame(rows).set_index("window")
-
     def _window(self, window: int) -> Split:
         if not _is_int(window) or not 0 <= window < len(self._windows):
             raise ValueError(f"window must be 0..{len(self._windows) - 1}, got {window!r}")
@@ -277,15 +265,14 @@ class Study:
         return out
 
     def _gp_key(self, window: int) -> str:
-        from nnafc.zoo import FORMAT, panel_fingerprint
+        from nnafc.zoo import FORMAT, _split_dates, content_key, panel_fingerprint
 
         split = self._window(window)
-        desc = {"format": FORMAT, "gp": self._gp_config(window).to_dict(), "lookback": GP_LOOKBACK,
-                "data": {"fingerprint": panel_fingerprint(self.panel, split.test.stop),
-                         "universe": self.panel.universe, "first_date": str(self.panel.dates[0].date())},
-                "split": {k: [str(v[0].date()), str(v[-1].date())] for k, v in split.dates().items()}}
-        blob = json.dumps(desc, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:20]
+        return content_key({
+            "format": FORMAT, "gp": self._gp_config(window).to_dict(), "lookback": GP_LOOKBACK,
+            "data": {"fingerprint": panel_fingerprint(self.panel, split.test.stop),
+                     "universe": self.panel.universe, "first_date": str(self.panel.dates[0].date())},
+            "split": _split_dates(split, self.panel.dates)})
 
     def _gp_config(self, window: int) -> Any:
         from nnafc import gp
@@ -314,13 +301,14 @@ class Study:
             self._gp_cache[window] = factors
         return factors
 
-    def _seed(self, member: Member, build: bool) -> str | Factor | None:
-        if member.seed_factor is not None:
-            return member.seed_factor
-        gp_set = self._gp_set(member.window, build)
-        if gp_set is None or member.index >= len(gp_set):
-            return None
-        return gp_set[member.index]
+    def _seeded(self, family: str, window: int, build: bool) -> list[tuple[Member, str | Factor]] | None:
+        """The family's members on `window` with their seed factors; None while a GP-seeded family's
+        GP set is not built. GP may keep fewer formulas than asked for: the set is then that long."""
+        members = self.members(family, window)
+        if self.params.families[family].kind != "nnafc+gp":
+            return [(m, m.seed_factor) for m in members]
+        gp_set = self._gp_set(window, build)
+        return None if gp_set is None else list(zip(members, gp_set, strict=False))
 
     def _key(self, member: Member, seed: str | Factor) -> str:
         return self.zoo.key(seed, member.config, self.panel, self._window(member.window))
@@ -339,13 +327,11 @@ class Study:
             if factors is None:
                 raise LookupError(self._missing(family, window))
             return factors
+        seeded = self._seeded(family, window, build)
+        if seeded is None:
+            raise LookupError(self._missing(family, window))
         out = []
-        for member in self.members(family, window):
-            seed = self._seed(member, build)
-            if seed is None:
-                if fam.kind == "nnafc+gp" and member.index > 0 and self._gp_cache.get(window) is not None:
-                    break  # GP kept fewer formulas than asked for: the set is that long
-                raise LookupError(self._missing(family, window))
+        for member, seed in seeded:
             key = self._key(member, seed)
             if not self.zoo.has(key):
                 if not build:
@@ -384,13 +370,10 @@ class Study:
                         wanted = present  # GP's correlation filter may keep fewer than asked
                         seconds = float(self.zoo.set_meta(key).get("seconds", 0.0))
                 else:
-                    gp_set = self._gp_set(window, build=False) if fam.kind == "nnafc+gp" else None
-                    if gp_set is not None:
-                        wanted = min(wanted, len(gp_set))  # GP kept fewer formulas: fewer seeds
-                    for member in self.members(family, window):
-                        seed = self._seed(member, build=False)
-                        if seed is None:
-                            continue
+                    seeded = self._seeded(family, window, build=False)
+                    if seeded is not None:
+                        wanted = len(seeded)  # a GP-seeded family: as many as GP kept, at most `factors`
+                    for member, seed in seeded or []:
                         key = self._key(member, seed)
                         wanted_keys.add(key)
                         if self.zoo.has(key):

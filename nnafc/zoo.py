@@ -104,7 +104,12 @@ def describe(seed: str | Factor, cfg: ConstructConfig | dict | None, panel: Pane
 
 def factor_key(seed: str | Factor, cfg: ConstructConfig | dict | None, panel: Panel, split: Split) -> str:
     """The content hash naming a factor in the zoo (20 hex digits)."""
-    blob = json.dumps(describe(seed, cfg, panel, split), sort_keys=True, default=str)
+    return content_key(describe(seed, cfg, panel, split))
+
+
+def content_key(description: dict) -> str:
+    """20 hex digits of the SHA-256 of a JSON-able description: the zoo's keys (factors and sets)."""
+    blob = json.dumps(description, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
