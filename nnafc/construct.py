@@ -601,8 +601,7 @@ class _Selector:
                            "valid_seconds": valid_seconds})
         self.trained_ics.append(ic)
         if self.smoothing > 1:
-            recent = np.asarray(self.trained_ics[-self.smoothing:], dtype=np.float64)
-            ic = float(np.nanmean(recent)) if np.isfinite(recent).any() else float("nan")
+            ic = metrics.mean_ic(self.trained_ics[-self.smoothing:])
             self.curve[-1]["smoothed_valid_ic"] = ic
         if ic > self.best_ic or not math.isfinite(self.best_ic):
             self.best_ic, self.best_epoch, self.best_state, self.wait = ic, epoch, copy.deepcopy(state()), 0

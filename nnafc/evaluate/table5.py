@@ -141,7 +141,7 @@ def table5_facts(ours: pd.DataFrame, index: str = "ZZ500") -> pd.DataFrame:
     done = ours.dropna(subset=[index]) if index in ours else ours.iloc[0:0]
     rows = {}
     for c in cols:
-        d = done.dropna(subset=[c]) if c in done else done.iloc[0:0]
+        d = done.dropna(subset=[c])
         if len(d):
             rows[c] = {f"beats {index}": int((d[c] > d[index]).sum()), "windows": len(d),
                        "mean return": float(d[c].mean()), f"{index} mean return": float(d[index].mean())}
