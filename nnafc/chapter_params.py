@@ -174,6 +174,15 @@ def _table5_windows(v: Any) -> str | None:
     return None if all(_is_int(i) and 0 <= i < n for i in v) else f"entries must be in 0..{n - 1}"
 
 
+def _protocol_params(v: Any) -> str | None:
+    """null (the repository's params/protocol.yaml) or a protocol parameter file that exists."""
+    if v is None:
+        return None
+    if not isinstance(v, str) or not Path(v).is_file():
+        return "must be null or the path of an existing protocol parameter file (YAML)"
+    return None
+
+
 RULES: dict[str, Rule] = {
     "seed": _int(0), "device": _device, "universe": _universe, "quality_universe": _universe,
     "start": _date, "end": _date, "test_start": _date, "test_end": _date, "train_start": _date,
@@ -188,7 +197,7 @@ RULES: dict[str, Rule] = {
     "quality_seeds": _seeds, "structures": _each(_net), "construct_net": _net,
     "construct": _construct_config, "quality_config": _construct_config, "tuning_variants": _variants,
     "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"),
-    "table5_windows": _table5_windows,
+    "table5_windows": _table5_windows, "protocol_params": _protocol_params,
     "pk_factors": lambda v: None if v is None else _int(1)(v),
     "nnafc_factors": lambda v: None if v is None else _int(1)(v),
     "zoo": lambda v: None if v is None or isinstance(v, str) else "must be a directory (string) or null",

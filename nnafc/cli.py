@@ -11,6 +11,7 @@ its traceback. Ctrl-C prints `interrupted` and exits with 130.
     nnafc data check [PATH]
     nnafc construct --params params/construct-X.yaml [--data PATH] [--out RUN_DIR]
     nnafc study inventory|build --params params/study.yaml [--data PATH] [--families F,..] [--windows K,..]
+    nnafc protocol --stage selection|confirmation [--params params/protocol.yaml] [--data PATH]
     nnafc book --params params/X.yaml [--data PATH] [--out RUN_DIR] [--no-render] [--force]
     nnafc apply [--zoo DIR [--keys K ...|--family F]] [--pk NAME ...] --data PATH --start D --end D --out FILE
     nnafc export FACTORS.parquet --out FILE.csv|FILE.parquet|QLIB_DIR [--prefix P] [--force]
@@ -90,6 +91,18 @@ def _construct(args: argparse.Namespace) -> int:
     except RunError as exc:
         _error(exc)
         return RUN_FAILED
+    return 0
+
+
+def _protocol(args: argparse.Namespace) -> int:
+    from nnafc.evaluate import protocol
+
+    params = protocol.load_protocol_params(args.params)
+    tables = protocol.run_stage(params, args.stage, data=args.data)
+    with _wide_print():
+        for universe, table in tables.items():
+            print(f"{args.stage} windows, {universe}:")
+            print(protocol.selection_table(table).to_string(float_format=lambda v: f"{v:.3f}"), flush=True)
     return 0
 
 
@@ -234,6 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--max-minutes", type=float, default=None,
                              help="start no new work after this many minutes (run again to continue)")
         sub.set_defaults(handler=_study)
+
+    protocol = commands.add_parser("protocol", help="the construction protocol study: select, then confirm")
+    protocol.add_argument("--params", default="params/protocol.yaml", help="protocol parameter file (YAML)")
+    protocol.add_argument("--stage", required=True, choices=["selection", "confirmation"],
+                          help="selection: candidates on 2012-2015 windows; confirmation: the chosen one "
+                               "vs the defaults on 2016-2019, read once")
+    protocol.add_argument("--data", default=None,
+                          help="data directory (default: the file's data, else NNAFC_DATA)")
+    protocol.set_defaults(handler=_protocol)
 
     book = commands.add_parser("book", help="execute every chapter (papermill), then render the book")
     book.add_argument("--params", required=True, help="book parameter file (YAML)")

@@ -91,6 +91,9 @@ class ConstructConfig:
     p: float = 1.83  # steepness of the kernel g(x) of Eq. 13
     decorrelation: float = 0.0  # weight of the mean squared kernel IC with a pool of existing
     #   factors (the diversity term of Eq. 7); 0 = off
+    residual: float = 0.0  # the residual form (a departure from the paper; 0 = off): the factor is
+    #   residual · s · rank_score(seed) + net(x), s the sign of the seed's training rank IC -- the
+    #   net learns a correction to its seed's cross-sectional rank instead of replacing it
     # --- execution
     device: str = "cpu"  # "cpu" or "cuda"
     seed: int = 0  # seeds the init and the day sampling: same seed + config -> same factor
@@ -112,7 +115,7 @@ class ConstructConfig:
             _check_int("steps_per_epoch", self.steps_per_epoch, 1)
         for name in ("pretrain_lr", "lr", "p", "target_clip"):
             _check_float(name, getattr(self, name), positive=True)
-        for name in ("weight_decay", "decorrelation"):
+        for name in ("weight_decay", "decorrelation", "residual"):
             _check_float(name, getattr(self, name), positive=False)
         _check_float("prune_rate", self.prune_rate, positive=False)
         if self.prune_rate >= 1:
@@ -205,6 +208,7 @@ class DaySet:
         self.index = torch.from_numpy(index).to(device)  # (D, n_max)
         self.valid = self.index >= 0  # (D, n_max)
         self.label = None if label is None else self.pad(label)  # (D, n_max), NaN where missing
+        self.base: torch.Tensor | None = None  # (R,) added to the net's output (the residual form)
 
     def __len__(self) -> int:
         return len(self.days)
@@ -224,6 +228,8 @@ class DaySet:
         valid = self.valid[b] if keep is None else self.valid[b] & keep  # (q, n_max)
         rows = self.index[b][valid]  # (r,) day-major, as the windows are
         out = net(self.x[rows], self.day[rows])  # (r,)
+        if self.base is not None:
+            out = out + self.base[rows]
         pred = out.new_zeros(valid.shape)  # (q, n_max)
         return pred.masked_scatter(valid, out)
 
@@ -649,8 +655,10 @@ class NetScorer:
 
     def __init__(self, net: nn.Module, standardiser: Standardiser, device: str = "cpu",
                  batch_rows: int = 1 << 16, days_per_chunk: int = 64,
-                 masks: dict[str, torch.Tensor] | None = None) -> None:
+                 masks: dict[str, torch.Tensor] | None = None, base: Factor | None = None,
+                 base_weight: float = 0.0) -> None:
         self.net = net.eval()
+        self.base, self.base_weight = base, base_weight  # the residual form: + weight · rank_score(base)
         self.standardiser = standardiser
         self.masks = masks  # the pruning masks M (Eq. 16) the weights were trained under, for the record
         self.device = device
@@ -682,10 +690,14 @@ class NetScorer:
         t = len(panel.dates)
         lo, hi, _ = (days or slice(0, t)).indices(t)
         out = np.full(panel.shape, np.nan, dtype=np.float32)
+        base = None
+        if self.base is not None and self.base_weight:
+            base = self.base_weight * np.nan_to_num(metrics.rank_score(self.base.values(panel)))  # (T, N)
         for a in range(lo, hi, self.days_per_chunk):  # bounded memory on long panels
             w = st.transform(panel, slice(a, min(hi, a + self.days_per_chunk)))
             if len(w):
-                out[w.day.numpy(), w.stock.numpy()] = self.score(w).numpy()
+                t, n = w.day.numpy(), w.stock.numpy()
+                out[t, n] = self.score(w).numpy() + (0 if base is None else base[t, n])
         return out
 
 
@@ -732,18 +744,25 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
         data = prepare(panel, split, cfg)
         seed_cut = seed_f.values(data.panel)  # (Tc, N) causal: only days <= each day
         pool_cut = [f.values(data.panel) for f in pool] if pool and cfg.decorrelation > 0 else None
-        report = pretrain(model, data.train.windows, seed_cut, cfg, holdout=(data.valid.windows, seed_cut))
+        sign = residual_sign(seed_cut, data.train, cfg)  # 1 unless the residual form is on
+        target = seed_cut if sign > 0 else -seed_cut  # the residual form mimics the seed as it is traded
+        report = pretrain(model, data.train.windows, target, cfg, holdout=(data.valid.windows, target))
         masks = prune(model, cfg.prune_rate)
+        for ds in (data.train, data.valid):
+            set_base(ds, seed_cut, sign * cfg.residual)
         pretrained_net = copy.deepcopy(model)  # the seed's mimic, kept to report its test IC at the end
         pretrained = {"train": _ic_of(model, data.train, cfg), "valid": _ic_of(model, data.valid, cfg)}
         training = train_ic(model, data, cfg, masks=masks, pool=pool_cut)
     model.eval()
-    scorer = NetScorer(model, data.standardiser, cfg.device, cfg.batch_rows, masks=masks)
+    scorer = NetScorer(model, data.standardiser, cfg.device, cfg.batch_rows, masks=masks,
+                       base=seed_f if cfg.residual else None, base_weight=sign * cfg.residual)
     construct_seconds = time.perf_counter() - t0
     # ---- the network is final; from here on the test days may be read, for reporting only
     constructed = {"train": _ic_of(model, data.train, cfg), "valid": _ic_of(model, data.valid, cfg)}
     test = _test_set(panel, split, data.standardiser, cfg)
     seed_full = seed_f.values(panel) if test is not None else seed_cut
+    if test is not None:
+        set_base(test, seed_full, sign * cfg.residual)
     seed_ic = {k: _values_ic(seed_full, ds) for k, ds in (("train", data.train), ("valid", data.valid))}
     pretrained["test"] = _ic_of(pretrained_net, test, cfg) if test is not None else float("nan")
     constructed["test"] = _ic_of(model, test, cfg) if test is not None else float("nan")
@@ -754,6 +773,8 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
         "net": nets.config_dict(model),
         "seed_factor": seed_f.name,
         "seed_factor_origin": seed_f.origin,
+        **({"seed_factor_formula": seed_f.meta["formula"]} if "formula" in seed_f.meta else {}),
+        "residual": {"weight": cfg.residual, "sign": sign},
         "split": {k: [str(v[0].date()), str(v[-1].date())] if len(v) else [] for k, v in dates.items()},
         "universe": panel.universe,
         "simulated": panel.simulated,
@@ -768,6 +789,24 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
     train_start = dates["train"][0].date() if len(dates["train"]) else "?"
     name = name or f"{cfg.net}({seed_f.name})@{train_start}#s{cfg.seed}"
     return Factor(name=name, origin="nnafc", compute=scorer, meta=_jsonable_meta(meta))
+
+
+def residual_sign(seed_values: np.ndarray, train: DaySet, cfg: ConstructConfig) -> float:
+    """s of the residual form: the sign of the seed's mean rank IC on the training days (+1 when
+    undefined, or with the residual form off) -- a reversal seed enters its correction reversed."""
+    if not cfg.residual:
+        return 1.0
+    ic = _values_ic(seed_values, train)
+    return -1.0 if math.isfinite(ic) and ic < 0 else 1.0
+
+
+def set_base(ds: DaySet, seed_values: np.ndarray, weight: float) -> None:
+    """Add weight · rank_score(seed) to the day set's outputs (the residual form); 0 clears it."""
+    if not weight:
+        ds.base = None
+        return
+    scores = np.nan_to_num(metrics.rank_score(seed_values))  # (T, N), a missing seed scores 0
+    ds.base = (weight * ds.windows.gather(scores)).to(ds.index.device)
 
 
 def _ic_of(net: nn.Module, ds: DaySet, cfg: ConstructConfig) -> float:

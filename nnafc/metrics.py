@@ -165,6 +165,23 @@ def period_rank_ic(values: np.ndarray, panel: Any, days: slice, horizon: int = 5
     return rank_ic(np.asarray(values)[days], labels, panel.in_universe[days])
 
 
+def rank_score(values: np.ndarray) -> np.ndarray:
+    """Each day's cross-sectional ranks of `(T, N)` values as unit-variance scores, NaN where missing.
+
+    The rank r (1..n, ties averaged) of a stock among the day's n finite values becomes
+    (r - (n + 1) / 2) / sqrt((n² - 1) / 12): mean 0 and variance 1 without ties, whatever the
+    factor's scale -- only the day's ordering is kept (the input of a rank IC). A day reads
+    nothing but its own values, so the scores of a day never change when later days do.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    ranks = pd.DataFrame(v).rank(axis=1, method="average").to_numpy()  # (T, N) NaN stays NaN
+    n = np.isfinite(v).sum(axis=1, keepdims=True).astype(np.float64)  # (T, 1)
+    scale = np.sqrt(np.maximum(n * n - 1, 0) / 12)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (ranks - (n + 1) / 2) / scale
+    return np.where(scale > 0, out, np.nan).astype(np.float32)
+
+
 def mean_ic(daily: Array) -> float:
     """Mean over the days with a defined IC; NaN when there is none (never a warning)."""
     d = np.asarray(daily, dtype=np.float64)

@@ -137,6 +137,47 @@ def plot_quality(table: pd.DataFrame, aim: float | None = None, paper: float | N
     return ax
 
 
+def plot_protocol_selection(selection: pd.DataFrame, baseline: float | None = None, ax=None):
+    """Per candidate (rows of `protocol.selection_table`): mean validation and test rank IC of its
+    factors; the chosen candidate's bars are outlined, the best-PK baseline a dashed line."""
+    ax = _axes(ax, figsize=(8, 0.35 * len(selection) + 1.2))
+    y = np.arange(len(selection))
+    ax.barh(y + 0.2, selection["valid IC"], height=0.4, color="C0", alpha=0.35, label="validation days")
+    edges = ["k" if c else "none" for c in selection.get("chosen", [False] * len(selection))]
+    ax.barh(y - 0.2, selection["test IC"], height=0.4, color="C0", edgecolor=edges, label="test days")
+    if baseline is not None:
+        ax.axvline(baseline, color="C3", ls="--", lw=1, label=f"best PK factor, test {baseline:.3f}")
+    ax.set_yticks(y, selection.index)
+    ax.invert_yaxis()
+    ax.set(xlabel="mean daily rank IC", title="Construction protocols on the selection windows")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_protocol_confirmation(table: pd.DataFrame, baselines: pd.DataFrame, ax=None):
+    """Confirmation windows: each candidate's factors' test rank IC per window (points, mean as a
+    bar) beside the best-PK baseline's test IC (red cross)."""
+    ax = _axes(ax, figsize=(8, 4))
+    windows = list(baselines.index)
+    cands = list(dict.fromkeys(table["candidate"]))
+    width = 0.8 / max(len(cands), 1)
+    rng = np.random.default_rng(0)  # jitter only
+    for k, cand in enumerate(cands):
+        for i, window in enumerate(windows):
+            g = table[(table["candidate"] == cand) & (table["window"] == window)]["test IC"]
+            x = i - 0.4 + width * (k + 0.5)
+            ax.scatter(x + rng.uniform(-width / 4, width / 4, len(g)), g, s=12, color=f"C{k}", alpha=0.6,
+                       label=cand if i == 0 else None)
+            ax.hlines(g.mean(), x - width / 2.5, x + width / 2.5, color=f"C{k}", lw=2)
+    ax.scatter(range(len(windows)), baselines["test IC"], marker="x", s=60, color="C3", zorder=3,
+               label="best PK factor (chosen on train + valid)")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xticks(range(len(windows)), [f"train from\n{w}" for w in windows])
+    ax.set(ylabel="mean daily rank IC, test days", title="Confirmation windows, read once")
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
 # --------------------------------------------------------------------------- factor tear sheet
 # (nnafc.evaluate.tearsheet computes; these draw one of its tables each)
 

@@ -198,6 +198,8 @@ class Zoo:
             raise ValueError(f"factor {factor.name!r} was not constructed by nnafc.construct (origin "
                              f"{factor.origin!r}); the zoo stores networks")
         seed_factor = factor.meta.get("seed_factor", factor.name)
+        if factor.compute.base is not None:
+            _residual_base(factor.meta)  # a residual factor is stored only with a seed it can rebuild
         desc = describe(seed_factor, factor.meta.get("config"), panel, split)
         key = key or factor_key(seed_factor, factor.meta.get("config"), panel, split)
         final = self.path(key)
@@ -246,8 +248,11 @@ class Zoo:
         with np.load(d / "standardiser.npz", allow_pickle=False) as z:
             st = standardiser_from_state({k: z[k] for k in z.files})
         cfg = meta.get("config", {})
+        residual = meta.get("residual") or {}
+        weight = float(residual.get("weight", 0.0)) * float(residual.get("sign", 1.0))
         scorer = NetScorer(net.to(device).eval(), st, device, cfg.get("batch_rows", 1 << 16),
-                           masks={k: v.float() for k, v in masks.items()})
+                           masks={k: v.float() for k, v in masks.items()},
+                           base=_residual_base(meta) if weight else None, base_weight=weight)
         return Factor(name=meta["name"], origin=meta["origin"], compute=scorer, meta=meta)
 
     def values(self, key: str) -> pd.DataFrame:
@@ -331,6 +336,22 @@ class Zoo:
                 continue
             if not _alive(pid):
                 shutil.rmtree(p, ignore_errors=True)
+
+
+def _residual_base(meta: dict) -> Factor:
+    """The seed factor a residual-form factor adds to its net: a PK factor by name, a GP seed
+    from its stored formula (parsed, never eval-ed)."""
+    name, origin = meta.get("seed_factor"), meta.get("seed_factor_origin")
+    if origin == "pk":
+        from nnafc import pk
+
+        return pk.factor(name)
+    if "seed_factor_formula" in meta:
+        from nnafc.gp import factor_from_formula
+
+        return factor_from_formula(meta["seed_factor_formula"], name=name)
+    raise ValueError(f"a residual-form factor seeded by {name!r} (origin {origin!r}) cannot be stored: "
+                     "its seed must be a PK factor or a GP formula so that loading can rebuild it")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -7,16 +7,20 @@ saw (training starts 2016-2019, the study's windows), read once:
 
     table = protocol_run(panel, CANDIDATES, SELECTION_STARTS, seeds, zoo="runs/protocol/zoo")
     selection_table(table)            # per candidate: valid IC, test IC, test / valid, cost; chosen
-    best_pk_baseline(panel, split)    # the bar: the best PK 50 factor (with its sign) on train + valid
+    best_pk_baselines(panel, SELECTION_STARTS)   # the bar: the best PK 50 factor (with its sign)
+
+    ensemble_rows(table, panel, "defaults", k=3, zoo=...)   # K inits averaged into one factor
 
 Every factor is one `nnafc.runner` job in a zoo, so a long study resumes where it stopped.
-Candidates not here yet (each needs a construction feature first): averaging K networks into one
-factor, dropout, the residual form (a correction to the seed factor's rank), seeding with the PK
-factor best on the training days, and the decorrelation term of Eq. 7 (it needs a factor pool).
+Seeds: the study's PK seed factors, or (`Candidate.seeds = "best pk"`) per window the PK 50 factors
+with the highest |rank IC| on that window's training days. Not a candidate here: the
+decorrelation term of Eq. 7, which needs a pool of factors built before each one (the study's
+families are built independently).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +28,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nnafc import metrics
-from nnafc.data import Panel, Split
+from nnafc import construct, metrics
+from nnafc.data import Panel, Split, make_split
 from nnafc.evaluate.quality import quality_run
 
 SELECTION_STARTS = ("2012-01-01", "2013-01-01", "2014-01-01", "2015-01-01")  # choose here
 CONFIRMATION_STARTS = ("2016-01-01", "2017-01-01", "2018-01-01", "2019-01-01")  # report here, once
 SIZES = {"n_train": 250, "n_valid": 30, "n_test": 90}  # §4.1
+AIMS = {"all": 0.10, "csi300": 0.05}  # the issue's aims for the confirmation windows' mean test IC (FCN)
+RATIO_AIM = 0.6  # ... and for test IC / validation IC
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,15 @@ class Candidate:
 
     config: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)  # n_train / n_valid / n_test (a departure from §4.1)
+    seeds: str = "given"  # "given": the run's seed factors; "best pk": per window, as many PK 50
+    #   factors, those with the highest |rank IC| on the window's training days
+
+    def __post_init__(self) -> None:
+        if self.seeds not in SEED_RULES:
+            raise ValueError(f"seeds must be one of {list(SEED_RULES)}, got {self.seeds!r}")
+
+
+SEED_RULES = ("given", "best pk")
 
 
 CANDIDATES: dict[str, Candidate] = {
@@ -52,32 +67,60 @@ CANDIDATES: dict[str, Candidate] = {
     "10-day label": Candidate({"horizon": 10}),
     "60 validation days": Candidate(sizes={"n_valid": 60}),
     "500 training days": Candidate(sizes={"n_train": 500}),
+    "dropout 0.2": Candidate({"net_cfg": {"dropout": 0.2}}),
+    "residual form": Candidate({"residual": 1.0}),
+    "best-PK seeds": Candidate(seeds="best pk"),
+    "residual form, best-PK seeds": Candidate({"residual": 1.0}, seeds="best pk"),
+    # a second round, added after the first round's selection table: the two best together
+    "500 training days, 10 epochs": Candidate({"epochs": 10}, sizes={"n_train": 500}),
 }
 
 
 def protocol_run(panel: Panel, candidates: Mapping[str, Candidate], train_starts: Sequence[str],
                  seeds: Sequence[str], net: str = "fcn", base: dict | None = None,
                  zoo: str | Path = "zoo", init_seeds: Sequence[int] = (0,), n_jobs: int = 1,
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, build: bool = True) -> pd.DataFrame:
     """Construct (or load) every candidate's factors on every window; one row per factor.
 
     The rows are `quality_run`'s (window, seed factor, init seed, train / valid / test IC, seconds)
     with the candidate's name first; `window` is the §4.1 window's first training day for every
     candidate. A candidate with a longer training or validation split starts that much earlier,
     so that every candidate is tested on the same days. `base`: ConstructConfig overrides shared
-    by every candidate.
+    by every candidate. `build=False`: only read the zoo (LookupError if a factor is missing).
     """
     frames = []
     for name, cand in candidates.items():
         cfg = {**(base or {}), **cand.config}
         sizes = {**SIZES, **cand.sizes}
         starts = _aligned_starts(panel, train_starts, sizes)
-        table = quality_run(panel, seeds, list(starts), net, cfg, zoo=zoo, init_seeds=init_seeds,
-                            n_jobs=n_jobs, progress=progress, **sizes)
+        if cand.seeds == "given":
+            per_window = {start: list(seeds) for start in starts}
+        else:  # each window's own seeds, chosen on its training days
+            splits = [make_split(panel.dates, start, **sizes) for start in starts]
+            chosen = best_pk_seeds(panel, splits, len(seeds), construct.as_config(cfg).horizon)
+            per_window = dict(zip(starts, chosen, strict=True))
+        if not build:
+            _check_built(panel, per_window, net, cfg, zoo, init_seeds, sizes, name)
+        table = pd.concat([quality_run(panel, s, [start], net, cfg, zoo=zoo, init_seeds=init_seeds,
+                                       n_jobs=n_jobs, progress=progress, **sizes)
+                           for start, s in per_window.items()], ignore_index=True)
         table["window"] = table["window"].map(starts)
         frames.append(table.assign(candidate=name))
     out = pd.concat(frames, ignore_index=True)
     return out[["candidate", *[c for c in out.columns if c != "candidate"]]]
+
+
+def _check_built(panel: Panel, per_window: Mapping[str, list[str]], net: str, cfg: dict, zoo: str | Path,
+                 init_seeds: Sequence[int], sizes: Mapping[str, int], name: str) -> None:
+    from nnafc.evaluate.quality import quality_jobs
+    from nnafc.zoo import Zoo, factor_key
+
+    store = Zoo(zoo)
+    for start, seeds in per_window.items():
+        for job in quality_jobs(panel, seeds, [start], net, cfg, init_seeds, **sizes):
+            if not store.has(factor_key(job.seed_factor, job.cfg, panel, job.split)):
+                raise LookupError(f"candidate {name!r}: {job.label} is not in {store.root}; build the study "
+                                  "with `nnafc protocol --params params/protocol.yaml --stage ...`")
 
 
 def _aligned_starts(panel: Panel, train_starts: Sequence[str], sizes: Mapping[str, int]) -> dict[str, str]:
@@ -113,23 +156,202 @@ def selection_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def best_pk_baseline(panel: Panel, split: Split, horizon: int = 5, factors: Sequence | None = None) -> dict:
-    """The bar any construction must clear: the PK 50 factor with the highest |mean rank IC| on the
-    window's training + validation days, traded with that sign; its test IC measured after the choice.
-
-    Returns name, sign, the choice's train + valid IC (signed) and the test IC (signed).
-    """
+def best_pk_seeds(panel: Panel, splits: Sequence[Split], k: int, horizon: int = 5,
+                  factors: Sequence | None = None) -> list[list[str]]:
+    """Per split, the k PK 50 factors with the highest |mean rank IC| on its TRAINING days (labels cut
+    at the last training day): seeds chosen with nothing the model choice or the test reads."""
     from nnafc import pk
 
-    chosen_on = slice(split.train.start, split.valid.stop)
-    best = (None, 0.0, -np.inf, None)
+    ics: list[dict[str, float]] = [{} for _ in splits]
     for f in factors if factors is not None else pk.pk50():
-        values = f.values(panel)  # (T, N) causal
-        ic = metrics.mean_ic(metrics.period_rank_ic(values, panel, chosen_on, horizon))
-        if np.isfinite(ic) and abs(ic) > best[2]:
-            best = (f.name, float(np.sign(ic)), abs(ic), values)
-    name, sign, ic, values = best
-    if name is None:
-        raise ValueError("no PK factor has a defined rank IC on the training and validation days")
-    test = metrics.mean_ic(metrics.period_rank_ic(values, panel, split.test, horizon))
-    return {"factor": name, "sign": sign, "train+valid IC": ic, "test IC": sign * test}
+        values = f.values(panel)  # (T, N) causal, once for every split
+        for split, got in zip(splits, ics, strict=True):
+            ic = metrics.mean_ic(metrics.period_rank_ic(values, panel, split.train, horizon))
+            if np.isfinite(ic):
+                got[f.name] = abs(ic)
+    for got in ics:
+        if len(got) < k:
+            raise ValueError(f"only {len(got)} PK factors have a defined rank IC on the training days; "
+                             f"{k} asked")
+    return [sorted(got, key=lambda n: (-got[n], n))[:k] for got in ics]
+
+
+def ensemble_rows(table: pd.DataFrame, panel: Panel, candidate: str, k: int, zoo: str | Path,
+                  horizon: int = 5) -> pd.DataFrame:
+    """`candidate`'s first k init seeds averaged into one factor per (window, seed factor): the mean
+    of their daily `rank_score`s. Rows shaped as `protocol_run`'s, candidate "<candidate>, K inits"
+    (valid and test IC of the averaged factor; seconds: the sum of its members')."""
+    from nnafc.zoo import Zoo
+
+    store = Zoo(zoo)
+    rows = []
+    mine = table[(table["candidate"] == candidate) & (table["init seed"] < k)]
+    for (window, seed), g in mine.groupby(["window", "seed factor"], sort=False):
+        if len(g) < k:
+            raise ValueError(f"{candidate}: {len(g)} of {k} init seeds on {window} / {seed}; run them first")
+        members = [store.load(key) for key in g["key"]]
+        with warnings.catch_warnings():  # a day no member scores stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            values = np.nanmean([metrics.rank_score(f.values(panel)) for f in members], axis=0)  # (T, N)
+        days = {part: _stored_days(panel, members[0].meta, part) for part in ("train", "valid", "test")}
+        ic = {part: metrics.mean_ic(metrics.period_rank_ic(values, panel, d, horizon))
+              for part, d in days.items()}
+        first = g.iloc[0]
+        rows.append({**first.to_dict(), "candidate": f"{candidate}, {k} inits", "init seed": -1,
+                     **{f"{part} IC": ic[part] for part in ic}, "best epoch": np.nan,
+                     "seconds": float(g["seconds"].sum()), "key": ",".join(g["key"])})
+    return pd.DataFrame(rows, columns=table.columns)
+
+
+def _stored_days(panel: Panel, meta: dict, part: str) -> slice:
+    """Panel positions of a stored factor's split part, from its first and last date."""
+    first, last = (pd.Timestamp(d) for d in meta["split"][part])
+    return slice(int(panel.dates.searchsorted(first)), int(panel.dates.searchsorted(last)) + 1)
+
+
+def best_pk_baselines(panel: Panel, train_starts: Sequence[str], horizon: int = 5,
+                      factors: Sequence | None = None) -> pd.DataFrame:
+    """The bar any construction must clear, per §4.1 window: the PK 50 factor with the highest
+    |mean rank IC| on the window's training + validation days, traded with that sign; its test IC
+    measured after the choice. One row per window (its first training day): factor, sign, train+valid
+    IC (signed), test IC."""
+    from nnafc import pk
+
+    splits = {start: make_split(panel.dates, start, **SIZES) for start in train_starts}
+    best = {start: (None, 0.0, -np.inf, np.nan) for start in splits}
+    for f in factors if factors is not None else pk.pk50():
+        values = f.values(panel)  # (T, N) causal, once for every window
+        for start, split in splits.items():
+            chosen_on = slice(split.train.start, split.valid.stop)
+            ic = metrics.mean_ic(metrics.period_rank_ic(values, panel, chosen_on, horizon))
+            if np.isfinite(ic) and abs(ic) > best[start][2]:
+                test = metrics.mean_ic(metrics.period_rank_ic(values, panel, split.test, horizon))
+                best[start] = (f.name, float(np.sign(ic)), abs(ic), np.sign(ic) * test)
+    rows = []
+    for start, (name, sign, ic, test) in best.items():
+        if name is None:
+            raise ValueError(f"no PK factor has a rank IC on the training + validation days of {start}")
+        first = str(panel.dates[splits[start].train.start].date())  # as protocol_run names the window
+        rows.append({"window": first, "factor": name, "sign": sign, "train+valid IC": ic, "test IC": test})
+    return pd.DataFrame(rows).set_index("window")
+
+
+def confirmation_facts(table: pd.DataFrame, baselines: pd.DataFrame) -> pd.DataFrame:
+    """Per candidate of a confirmation table (one universe): mean test IC, test / valid, and per
+    window its mean test IC against the best-PK baseline -- the figures the aims are read from."""
+    per_window = table.groupby(["candidate", "window"], sort=False)["test IC"].mean().unstack("window")
+    per_window = per_window[[w for w in baselines.index if w in per_window.columns]]
+    summary = selection_table(table)[["factors", "valid IC", "test IC", "test / valid"]]
+    beats = per_window.gt(baselines["test IC"].reindex(per_window.columns), axis=1)
+    out = summary.join(per_window.add_prefix("test IC "))
+    out["windows above best PK"] = beats.sum(axis=1)
+    out["best PK test IC"] = float(baselines["test IC"].mean())
+    return out
+
+
+# ---------------------------------------------------------------------------- the study, from its file
+
+STAGES = {  # the panel each stage reads: history for the longest candidate split, and its test days
+    "selection": {"starts": SELECTION_STARTS, "period": ("2010-03-01", "2016-12-31")},
+    "confirmation": {"starts": CONFIRMATION_STARTS, "period": ("2014-06-01", "2020-12-31")},
+}
+DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "params" / "protocol.yaml"  # the repository's
+TOP_KEYS = ("data", "zoo", "net", "n_jobs", "universes", "confirm")
+UNIVERSE_KEYS = ("candidates", "seeds")
+
+
+@dataclass(frozen=True)
+class ProtocolParams:
+    """params/protocol.yaml: per universe its candidates (all, or a shortlist of the previous
+    universe's best `k` plus the defaults) and seed factors; the zoo; the confirmation's rule."""
+
+    universes: dict  # {universe: {"candidates": "all" | int k, "seeds": [PK names]}} in order
+    zoo: str = "study/protocol/zoo"  # relative to the file's repository (its parent's parent) or absolute
+    net: str = "fcn"
+    n_jobs: int = 1
+    data: str | None = None
+
+
+def load_protocol_params(path: str | Path | None = None) -> ProtocolParams:
+    """The protocol study's parameter file (default: the repository's params/protocol.yaml),
+    checked before any work (one clear error)."""
+    path = DEFAULT_PARAMS if path is None else path
+    from nnafc import pk
+    from nnafc.params import ParamsError, check_keys, read_mapping
+
+    raw = read_mapping(path)
+    check_keys(path, "key", raw, TOP_KEYS)
+    universes = raw.get("universes")
+    if not isinstance(universes, dict) or not universes:
+        raise ParamsError(f"{path}: `universes` must map universe names to their candidates and seeds")
+    known = set(pk.names())
+    for i, (name, spec) in enumerate(universes.items()):
+        if name not in ("csi300", "all"):
+            raise ParamsError(f"{path}: universe {name!r}: the protocol study runs on 'csi300' or 'all'")
+        check_keys(path, f"key of universe {name!r}", spec, UNIVERSE_KEYS)
+        cands, seeds = spec.get("candidates", "all"), spec.get("seeds")
+        if not (cands == "all" or (isinstance(cands, int) and not isinstance(cands, bool) and cands >= 1
+                                   and i > 0)):
+            raise ParamsError(f"{path}: universe {name!r}: candidates must be 'all' or (after the first "
+                              f"universe) a number k of its best, got {cands!r}")
+        if not isinstance(seeds, list) or not seeds or any(s not in known for s in seeds):
+            raise ParamsError(f"{path}: universe {name!r}: seeds must be a list of PK factor names")
+    n_jobs = raw.get("n_jobs", 1)
+    if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
+        raise ParamsError(f"{path}: n_jobs must be an integer >= 1, got {n_jobs!r}")
+    zoo = Path(raw.get("zoo", "study/protocol/zoo"))
+    if not zoo.is_absolute():
+        zoo = Path(path).resolve().parent.parent / zoo  # params/<file> -> the repository root
+    return ProtocolParams(universes=universes, zoo=str(zoo),
+                          net=str(raw.get("net", "fcn")), n_jobs=n_jobs, data=raw.get("data"))
+
+
+def stage_panel(params: ProtocolParams, universe: str, stage: str, data: str | None = None) -> Panel:
+    from nnafc.data.locate import data_dir, source_for
+    from nnafc.data.panel import DataError
+    from nnafc.data.sources import load_panel
+
+    root = data_dir(data if data not in (None, "") else params.data)
+    if root is None:
+        raise DataError("the protocol study needs real data: pass --data or set NNAFC_DATA")
+    start, end = STAGES[stage]["period"]
+    return load_panel(source_for(root, universe), start=start, end=end, universe=universe)
+
+
+def run_stage(params: ProtocolParams, stage: str, data: str | None = None, progress: bool = True,
+              build: bool = True) -> dict[str, pd.DataFrame]:
+    """Build (or load) one stage of the study; {universe: protocol_run table}.
+
+    selection: each universe's candidates on the selection windows; a universe with `candidates: k`
+        runs the previous universe's k best (by selection test IC) and the defaults.
+    confirmation: the defaults and the candidate chosen on the last universe's selection windows,
+        on the confirmation windows of every universe -- the only time those test days are read.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}")
+    out, chosen = {}, None
+    if stage == "confirmation":
+        chosen = chosen_candidate(run_stage(params, "selection", data, progress, build))
+    previous = None
+    for universe, spec in params.universes.items():
+        panel = stage_panel(params, universe, stage, data)
+        if stage == "confirmation":
+            names = list(dict.fromkeys(["defaults", chosen]))
+        elif spec.get("candidates", "all") == "all":
+            names = list(CANDIDATES)
+        else:
+            ranked = selection_table(previous)["test IC"].sort_values(ascending=False).index
+            names = list(dict.fromkeys(["defaults", *ranked[: int(spec["candidates"])]]))
+        out[universe] = protocol_run(panel, {n: CANDIDATES[n] for n in names}, STAGES[stage]["starts"],
+                                     spec["seeds"], params.net, zoo=params.zoo, n_jobs=params.n_jobs,
+                                     progress=progress, build=build).assign(universe=universe)
+        previous = out[universe]
+    return out
+
+
+def chosen_candidate(selection: Mapping[str, pd.DataFrame]) -> str:
+    """The candidate with the highest selection-window test IC on the last universe (all A-shares,
+    the paper's universe, when the file lists it last)."""
+    last = list(selection.values())[-1]
+    table = selection_table(last)
+    return str(table.index[table["chosen"]][0])

@@ -68,7 +68,7 @@ def quality_run(panel: Panel, seeds: Sequence[str], train_starts: Sequence[str],
             **{f"seed factor {part} IC": ic["seed_factor"][part] for part in ("train", "valid", "test")},
             **{f"{part} IC": ic["constructed"][part] for part in ("train", "valid", "test")},
             "best epoch": meta["training"]["best_epoch"],
-            "seconds": meta["seconds"], "from zoo": outcome.status == "skipped",
+            "seconds": meta["seconds"], "from zoo": outcome.status == "skipped", "key": outcome.key,
         })
     return pd.DataFrame(rows)
 
