@@ -6,8 +6,8 @@ the test period, the universe, the split dates) and the code's format version. R
 whose key exists is a no-op, so an interrupted run resumes where it stopped.
 
     <key>/weights.pt         the net's state_dict (loaded with torch.load(weights_only=True))
-          masks.pt           the pruning masks M of Eq. 16 (bool tensors, same names)
-          standardiser.npz   the fitted input standardiser (plain arrays, no pickle)
+          masks.npz          the pruning masks M of Eq. 16 (bits, np.packbits, same names; compressed)
+          standardiser.npz   the fitted input standardiser (plain arrays, no pickle; compressed)
           meta.json          name, config, seed, split, pre-training report, ICs, training curve
           values.parquet     long values over the split's days: datetime, instrument, value
                              (not in a zoo made with store_values=False, e.g. the committed study:
@@ -45,7 +45,8 @@ from nnafc.files import atomic_path
 
 FORMAT = 2  # bump when the on-disk layout or the meaning of a stored factor changes
 NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
-FILES = ("weights.pt", "masks.pt", "standardiser.npz", "meta.json", "values.parquet")
+FILES = ("weights.pt", "masks.npz", "standardiser.npz", "meta.json", "values.parquet")
+# (zoos written before masks were packed hold masks.pt, bool tensors: still read)
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"  # no "-" in it
 
 
@@ -123,18 +124,38 @@ def _plain(value: Any) -> Any:
 def standardiser_state(st: Standardiser) -> dict[str, np.ndarray]:
     """The fitted Standardiser as plain arrays (np.savez-able, loadable without pickle)."""
     codes = [] if st.instruments_ is None else [str(s) for s in st.instruments_]
-    n = len(codes)
     fit = st.fit_days_ or slice(-1, -1)
     return {
         "method": np.array(st.method),
         "m": np.array(st.m, dtype=np.int64),
         "instruments": np.array(codes, dtype=str),
         "fitted_instruments": np.array(st.instruments_ is not None),
-        "mean": np.full((n, 5), np.nan) if st.mean_ is None else np.asarray(st.mean_, dtype=np.float64),
-        "std": np.full((n, 5), np.nan) if st.std_ is None else np.asarray(st.std_, dtype=np.float64),
+        "mean": np.zeros((0, 5)) if st.mean_ is None else np.asarray(st.mean_, dtype=np.float64),
+        "std": np.zeros((0, 5)) if st.std_ is None else np.asarray(st.std_, dtype=np.float64),
         "has_stats": np.array(st.mean_ is not None),
         "fit_days": np.array([fit.start, fit.stop], dtype=np.int64),
     }
+
+
+def pack_masks(masks: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """0/1 masks as bits (np.packbits) plus each one's shape: 1/8 of a bool tensor on disk."""
+    out = {}
+    for name, m in masks.items():
+        bits = m.detach().cpu().bool().numpy()
+        out[name] = np.packbits(bits.ravel())
+        out[f"{name}#shape"] = np.array(bits.shape, dtype=np.int64)
+    return out
+
+
+def unpack_masks(state: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, packed in state.items():
+        if name.endswith("#shape"):
+            continue
+        shape = tuple(int(v) for v in state[f"{name}#shape"])
+        bits = np.unpackbits(packed, count=int(np.prod(shape))).reshape(shape).astype(bool)
+        out[name] = torch.from_numpy(bits)
+    return out
 
 
 def standardiser_from_state(state: dict[str, np.ndarray]) -> Standardiser:
@@ -211,9 +232,8 @@ class Zoo:
         try:
             state = {k: v.detach().cpu() for k, v in scorer.net.state_dict().items()}
             torch.save(state, tmp / "weights.pt")
-            masks = {k: v.detach().cpu().bool() for k, v in (scorer.masks or {}).items()}
-            torch.save(masks, tmp / "masks.pt")
-            np.savez(tmp / "standardiser.npz", **standardiser_state(scorer.standardiser))
+            np.savez_compressed(tmp / "masks.npz", **pack_masks(scorer.masks or {}))
+            np.savez_compressed(tmp / "standardiser.npz", **standardiser_state(scorer.standardiser))
             if values:
                 block = scorer(panel, split.span)  # (T, N), NaN outside the split
                 _long(block, panel, split.span).to_parquet(tmp / "values.parquet", index=False)
@@ -244,14 +264,18 @@ class Zoo:
         net = nets.build(spec.pop("name"), m=spec.pop("m"), **spec)
         d = self.path(key)
         net.load_state_dict(torch.load(d / "weights.pt", map_location=device, weights_only=True))
-        masks = torch.load(d / "masks.pt", map_location=device, weights_only=True)
+        if (d / "masks.npz").is_file():
+            with np.load(d / "masks.npz", allow_pickle=False) as z:
+                masks = unpack_masks({k: z[k] for k in z.files})
+        else:  # a zoo written before masks were packed
+            masks = torch.load(d / "masks.pt", map_location="cpu", weights_only=True)
         with np.load(d / "standardiser.npz", allow_pickle=False) as z:
             st = standardiser_from_state({k: z[k] for k in z.files})
         cfg = meta.get("config", {})
         residual = meta.get("residual") or {}
         weight = float(residual.get("weight", 0.0)) * float(residual.get("sign", 1.0))
         scorer = NetScorer(net.to(device).eval(), st, device, cfg.get("batch_rows", 1 << 16),
-                           masks={k: v.float() for k, v in masks.items()},
+                           masks={k: v.float().to(device) for k, v in masks.items()},
                            base=_residual_base(meta) if weight else None, base_weight=weight)
         return Factor(name=meta["name"], origin=meta["origin"], compute=scorer, meta=meta)
 

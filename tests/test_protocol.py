@@ -140,6 +140,12 @@ def test_ensemble_rows_average_the_inits_into_one_factor(panel, tmp_path, monkey
     assert rows["test IC"].iloc[0] == pytest.approx(want)
     with pytest.raises(ValueError, match="run them first"):
         protocol.ensemble_rows(table, panel, "defaults", 3, tmp_path)
+    for weights in tmp_path.glob("*/weights.pt"):  # a zoo of measurements only still answers
+        weights.unlink()
+    again = protocol.ensemble_rows(table, panel, "defaults", 2, tmp_path, build=False)
+    pd.testing.assert_frame_equal(again, rows)
+    with pytest.raises(LookupError, match="nnafc protocol"):
+        protocol.ensemble_rows(table[::-1], panel, "defaults", 2, tmp_path, build=False)  # other members
 
 
 def test_a_best_pk_candidate_builds_each_windows_own_seeds(panel, tmp_path, monkeypatch) -> None:

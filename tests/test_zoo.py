@@ -156,3 +156,23 @@ def test_loaded_factor_on_other_instruments(tmp_path, panel, split, cfg, normali
         assert np.isnan(sub[:, 0]).all()
     else:  # scale-free windows need no statistics
         np.testing.assert_allclose(sub[:, 0], full[:, idx[0]], rtol=1e-5, atol=1e-6)
+
+
+def test_masks_are_stored_as_bits_and_old_bool_masks_still_load(tmp_path, panel, split, factor) -> None:
+    from nnafc.zoo import pack_masks, unpack_masks
+
+    masks = {k: v.bool() for k, v in factor.compute.masks.items()}
+    packed = pack_masks(masks)
+    back = unpack_masks(packed)
+    assert set(back) == set(masks) and all(torch.equal(back[k], masks[k]) for k in masks)
+    assert sum(v.nbytes for k, v in packed.items() if not k.endswith("#shape")) * 8 >= sum(
+        m.numel() for m in masks.values())
+    zoo = Zoo(tmp_path / "zoo")
+    key = zoo.save(factor, panel, split)
+    new = zoo.load(key).values(panel)
+    d = zoo.path(key)
+    (d / "masks.npz").unlink()
+    torch.save(masks, d / "masks.pt")  # the layout before masks were packed
+    old = zoo.load(key)
+    np.testing.assert_array_equal(old.values(panel), new)
+    assert all(torch.equal(old.compute.masks[k].bool(), masks[k]) for k in masks)

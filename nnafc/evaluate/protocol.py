@@ -20,6 +20,7 @@ families are built independently).
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -177,11 +178,16 @@ def best_pk_seeds(panel: Panel, splits: Sequence[Split], k: int, horizon: int = 
 
 
 def ensemble_rows(table: pd.DataFrame, panel: Panel, candidate: str, k: int, zoo: str | Path,
-                  horizon: int = 5) -> pd.DataFrame:
+                  horizon: int = 5, build: bool = True) -> pd.DataFrame:
     """`candidate`'s first k init seeds averaged into one factor per (window, seed factor): the mean
     of their daily `rank_score`s. Rows shaped as `protocol_run`'s, candidate "<candidate>, K inits"
-    (valid and test IC of the averaged factor; seconds: the sum of its members')."""
-    from nnafc.zoo import Zoo
+    (valid and test IC of the averaged factor; seconds: the sum of its members').
+
+    The averaged factor's ICs are kept in the zoo (`ensembles/<key>.json`, the key hashing its
+    members' keys), so a zoo that keeps measurements but not networks still answers.
+    """
+    from nnafc.files import atomic_path
+    from nnafc.zoo import Zoo, content_key
 
     store = Zoo(zoo)
     rows = []
@@ -189,18 +195,32 @@ def ensemble_rows(table: pd.DataFrame, panel: Panel, candidate: str, k: int, zoo
     for (window, seed), g in mine.groupby(["window", "seed factor"], sort=False):
         if len(g) < k:
             raise ValueError(f"{candidate}: {len(g)} of {k} init seeds on {window} / {seed}; run them first")
-        members = [store.load(key) for key in g["key"]]
-        with warnings.catch_warnings():  # a day no member scores stays NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            values = np.nanmean([metrics.rank_score(f.values(panel)) for f in members], axis=0)  # (T, N)
-        days = {part: _stored_days(panel, members[0].meta, part) for part in ("train", "valid", "test")}
-        ic = {part: metrics.mean_ic(metrics.period_rank_ic(values, panel, d, horizon))
-              for part, d in days.items()}
+        record = store.root / "ensembles" / f"{content_key({'members': list(g['key']), 'h': horizon})}.json"
+        if record.is_file():
+            ic = json.loads(record.read_text())["ic"]
+        elif not build:
+            raise LookupError(f"the {k}-init ensemble of {candidate!r} on {window} / {seed} is not in "
+                              f"{store.root}; build it with `nnafc protocol --stage selection`")
+        else:
+            ic = _ensemble_ic([store.load(key) for key in g["key"]], panel, horizon)
+            record.parent.mkdir(exist_ok=True)
+            with atomic_path(record) as tmp:
+                Path(tmp).write_text(json.dumps({"members": list(g["key"]), "horizon": horizon, "ic": ic},
+                                                indent=1) + "\n")
         first = g.iloc[0]
         rows.append({**first.to_dict(), "candidate": f"{candidate}, {k} inits", "init seed": -1,
                      **{f"{part} IC": ic[part] for part in ic}, "best epoch": np.nan,
                      "seconds": float(g["seconds"].sum()), "key": ",".join(g["key"])})
     return pd.DataFrame(rows, columns=table.columns)
+
+
+def _ensemble_ic(members: list, panel: Panel, horizon: int) -> dict[str, float]:
+    with warnings.catch_warnings():  # a day no member scores stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = np.nanmean([metrics.rank_score(f.values(panel)) for f in members], axis=0)  # (T, N)
+    days = {part: _stored_days(panel, members[0].meta, part) for part in ("train", "valid", "test")}
+    return {part: metrics.mean_ic(metrics.period_rank_ic(values, panel, d, horizon))
+            for part, d in days.items()}
 
 
 def _stored_days(panel: Panel, meta: dict, part: str) -> slice:
@@ -257,7 +277,7 @@ STAGES = {  # the panel each stage reads: history for the longest candidate spli
 }
 DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "params" / "protocol.yaml"  # the repository's
 TOP_KEYS = ("data", "zoo", "net", "n_jobs", "universes", "confirm")
-UNIVERSE_KEYS = ("candidates", "seeds")
+UNIVERSE_KEYS = ("candidates", "seeds", "ensemble")
 
 
 @dataclass(frozen=True)
@@ -265,7 +285,7 @@ class ProtocolParams:
     """params/protocol.yaml: per universe its candidates (all, or a shortlist of the previous
     universe's best `k` plus the defaults) and seed factors; the zoo; the confirmation's rule."""
 
-    universes: dict  # {universe: {"candidates": "all" | int k, "seeds": [PK names]}} in order
+    universes: dict  # {universe: {"candidates": "all" | int k, "seeds": [PK names], "ensemble": K}}
     zoo: str = "study/protocol/zoo"  # relative to the file's repository (its parent's parent) or absolute
     net: str = "fcn"
     n_jobs: int = 1
@@ -296,6 +316,10 @@ def load_protocol_params(path: str | Path | None = None) -> ProtocolParams:
                               f"universe) a number k of its best, got {cands!r}")
         if not isinstance(seeds, list) or not seeds or any(s not in known for s in seeds):
             raise ParamsError(f"{path}: universe {name!r}: seeds must be a list of PK factor names")
+        k = spec.get("ensemble")
+        if k is not None and not (isinstance(k, int) and not isinstance(k, bool) and k >= 2):
+            raise ParamsError(f"{path}: universe {name!r}: ensemble must be a number of inits >= 2, "
+                              f"got {k!r}")
     n_jobs = raw.get("n_jobs", 1)
     if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs < 1:
         raise ParamsError(f"{path}: n_jobs must be an integer >= 1, got {n_jobs!r}")
@@ -342,16 +366,32 @@ def run_stage(params: ProtocolParams, stage: str, data: str | None = None, progr
         else:
             ranked = selection_table(previous)["test IC"].sort_values(ascending=False).index
             names = list(dict.fromkeys(["defaults", *ranked[: int(spec["candidates"])]]))
-        out[universe] = protocol_run(panel, {n: CANDIDATES[n] for n in names}, STAGES[stage]["starts"],
-                                     spec["seeds"], params.net, zoo=params.zoo, n_jobs=params.n_jobs,
-                                     progress=progress, build=build).assign(universe=universe)
-        previous = out[universe]
+        table = protocol_run(panel, {n: CANDIDATES[n] for n in names}, STAGES[stage]["starts"],
+                             spec["seeds"], params.net, zoo=params.zoo, n_jobs=params.n_jobs,
+                             progress=progress, build=build)
+        previous = table
+        if stage == "selection" and spec.get("ensemble"):
+            table = pd.concat([table, _ensembles(params, panel, spec, table, int(spec["ensemble"]), progress,
+                                                 build)], ignore_index=True)
+        out[universe] = table.assign(universe=universe)
     return out
+
+
+def _ensembles(params: ProtocolParams, panel: Panel, spec: dict, table: pd.DataFrame, k: int,
+               progress: bool, build: bool) -> pd.DataFrame:
+    """K-init ensembles of the defaults and of the universe's best single-init candidate."""
+    best = selection_table(table)["test IC"].idxmax()
+    names = list(dict.fromkeys(["defaults", best]))
+    inits = protocol_run(panel, {n: CANDIDATES[n] for n in names}, SELECTION_STARTS, spec["seeds"],
+                         params.net, zoo=params.zoo, init_seeds=range(k), n_jobs=params.n_jobs,
+                         progress=progress, build=build)
+    return pd.concat([ensemble_rows(inits, panel, n, k, params.zoo, build=build) for n in names],
+                     ignore_index=True)
 
 
 def chosen_candidate(selection: Mapping[str, pd.DataFrame]) -> str:
     """The candidate with the highest selection-window test IC on the last universe (all A-shares,
-    the paper's universe, when the file lists it last)."""
+    the paper's universe, when the file lists it last); ensembles of a universe are not candidates
+    of the confirmation (they are reported beside the single-init ones)."""
     last = list(selection.values())[-1]
-    table = selection_table(last)
-    return str(table.index[table["chosen"]][0])
+    return str(selection_table(last[last["candidate"].isin(list(CANDIDATES))])["test IC"].idxmax())
