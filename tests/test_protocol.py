@@ -221,3 +221,13 @@ def test_a_committed_protocol_factor_is_rebuilt_with_its_stored_ics(data_dir) ->
     rebuilt = construct_factor(seed, params.net, panel, split, {})
     for part in ("train", "valid", "test"):
         assert rebuilt.meta["ic"]["constructed"][part] == pytest.approx(stored[part], abs=1e-6)
+
+
+def test_period_ic_from_full_panel_ics_equals_the_cut_labels_ic(panel) -> None:
+    f = pk.factor("MA10")
+    daily = protocol.pk_daily_ics(panel, 5, [f])["MA10"]
+    assert protocol.pk_daily_ics(panel, 5, [f])["MA10"] is daily  # computed once per panel
+    for days in (slice(10, 70), slice(100, 131), slice(200, 204), slice(0, 3)):
+        want = metrics.mean_ic(metrics.period_rank_ic(f.values(panel), panel, days, 5))
+        got = protocol.period_ic(daily, days, 5)
+        assert (np.isnan(want) and np.isnan(got)) or got == pytest.approx(want, abs=1e-12)

@@ -157,24 +157,52 @@ def selection_table(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def pk_daily_ics(panel: Panel, horizon: int = 5, factors: Sequence | None = None) -> dict[str, np.ndarray]:
+    """{PK factor: its `(T,)` daily rank IC on the whole panel}, labels `horizon` days ahead.
+
+    A period's no-look-ahead mean IC is then `period_ic(daily, days, horizon)`: day t's label reads
+    close[t + horizon], so on the days whose label stays inside the period the full-panel labels
+    are the period's own (`period_labels`), and the last `horizon` days have none. Kept for the
+    last few panels asked for, so that many windows and candidates compute each factor once.
+    """
+    from nnafc import pk
+    from nnafc.data.windows import forward_returns
+
+    factors = list(factors) if factors is not None else pk.pk50()
+    key = (id(panel), horizon, tuple(f.name for f in factors))
+    if key in _PK_ICS and _PK_ICS[key][0] is panel:
+        return _PK_ICS[key][1]
+    labels = forward_returns(panel["close"], horizon)  # (T, N)
+    out = {f.name: np.asarray(metrics.rank_ic(f.values(panel), labels, panel.in_universe)) for f in factors}
+    _PK_ICS[key] = (panel, out)
+    while len(_PK_ICS) > 4:
+        _PK_ICS.pop(next(iter(_PK_ICS)))
+    return out
+
+
+_PK_ICS: dict = {}  # (id(panel), horizon, names) -> (panel, daily ICs): pk_daily_ics' memory
+
+
+def period_ic(daily: np.ndarray, days: slice, horizon: int) -> float:
+    """Mean daily rank IC of a period from full-panel daily ICs, as `period_rank_ic` would give it:
+    only the days whose label reads no price after the period's last day."""
+    return metrics.mean_ic(daily[days.start:max(days.start, days.stop - horizon)])
+
+
 def best_pk_seeds(panel: Panel, splits: Sequence[Split], k: int, horizon: int = 5,
                   factors: Sequence | None = None) -> list[list[str]]:
     """Per split, the k PK 50 factors with the highest |mean rank IC| on its TRAINING days (labels cut
     at the last training day): seeds chosen with nothing the model choice or the test reads."""
-    from nnafc import pk
-
-    ics: list[dict[str, float]] = [{} for _ in splits]
-    for f in factors if factors is not None else pk.pk50():
-        values = f.values(panel)  # (T, N) causal, once for every split
-        for split, got in zip(splits, ics, strict=True):
-            ic = metrics.mean_ic(metrics.period_rank_ic(values, panel, split.train, horizon))
-            if np.isfinite(ic):
-                got[f.name] = abs(ic)
-    for got in ics:
-        if len(got) < k:
-            raise ValueError(f"only {len(got)} PK factors have a defined rank IC on the training days; "
+    daily = pk_daily_ics(panel, horizon, factors)
+    out = []
+    for split in splits:
+        ics = {name: abs(ic) for name, d in daily.items()
+               if np.isfinite(ic := period_ic(d, split.train, horizon))}
+        if len(ics) < k:
+            raise ValueError(f"only {len(ics)} PK factors have a defined rank IC on the training days; "
                              f"{k} asked")
-    return [sorted(got, key=lambda n: (-got[n], n))[:k] for got in ics]
+        out.append(sorted(ics, key=lambda n: (-ics[n], n))[:k])
+    return out
 
 
 def ensemble_rows(table: pd.DataFrame, panel: Panel, candidate: str, k: int, zoo: str | Path,
@@ -235,24 +263,19 @@ def best_pk_baselines(panel: Panel, train_starts: Sequence[str], horizon: int = 
     |mean rank IC| on the window's training + validation days, traded with that sign; its test IC
     measured after the choice. One row per window (its first training day): factor, sign, train+valid
     IC (signed), test IC."""
-    from nnafc import pk
-
-    splits = {start: make_split(panel.dates, start, **SIZES) for start in train_starts}
-    best = {start: (None, 0.0, -np.inf, np.nan) for start in splits}
-    for f in factors if factors is not None else pk.pk50():
-        values = f.values(panel)  # (T, N) causal, once for every window
-        for start, split in splits.items():
-            chosen_on = slice(split.train.start, split.valid.stop)
-            ic = metrics.mean_ic(metrics.period_rank_ic(values, panel, chosen_on, horizon))
-            if np.isfinite(ic) and abs(ic) > best[start][2]:
-                test = metrics.mean_ic(metrics.period_rank_ic(values, panel, split.test, horizon))
-                best[start] = (f.name, float(np.sign(ic)), abs(ic), np.sign(ic) * test)
+    daily = pk_daily_ics(panel, horizon, factors)
     rows = []
-    for start, (name, sign, ic, test) in best.items():
-        if name is None:
+    for start in train_starts:
+        split = make_split(panel.dates, start, **SIZES)
+        chosen_on = slice(split.train.start, split.valid.stop)
+        ics = {name: ic for name, d in daily.items() if np.isfinite(ic := period_ic(d, chosen_on, horizon))}
+        if not ics:
             raise ValueError(f"no PK factor has a rank IC on the training + validation days of {start}")
-        first = str(panel.dates[splits[start].train.start].date())  # as protocol_run names the window
-        rows.append({"window": first, "factor": name, "sign": sign, "train+valid IC": ic, "test IC": test})
+        name = max(ics, key=lambda n: (abs(ics[n]), n))
+        sign = float(np.sign(ics[name]))
+        rows.append({"window": str(panel.dates[split.train.start].date()),  # as protocol_run names it
+                     "factor": name, "sign": sign, "train+valid IC": abs(ics[name]),
+                     "test IC": sign * period_ic(daily[name], split.test, horizon)})
     return pd.DataFrame(rows).set_index("window")
 
 
@@ -343,18 +366,19 @@ def stage_panel(params: ProtocolParams, universe: str, stage: str, data: str | N
 
 
 def run_stage(params: ProtocolParams, stage: str, data: str | None = None, progress: bool = True,
-              build: bool = True) -> dict[str, pd.DataFrame]:
+              build: bool = True, chosen: str | None = None) -> dict[str, pd.DataFrame]:
     """Build (or load) one stage of the study; {universe: protocol_run table}.
 
     selection: each universe's candidates on the selection windows; a universe with `candidates: k`
         runs the previous universe's k best (by selection test IC) and the defaults.
     confirmation: the defaults and the candidate chosen on the last universe's selection windows,
         on the confirmation windows of every universe -- the only time those test days are read.
+        `chosen`: that candidate when the selection is already at hand (else it is read or built).
     """
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {list(STAGES)}, got {stage!r}")
-    out, chosen = {}, None
-    if stage == "confirmation":
+    out = {}
+    if stage == "confirmation" and chosen is None:
         chosen = chosen_candidate(run_stage(params, "selection", data, progress, build))
     previous = None
     for universe, spec in params.universes.items():
