@@ -692,7 +692,7 @@ class NetScorer:
         out = np.full(panel.shape, np.nan, dtype=np.float32)
         base = None
         if self.base is not None and self.base_weight:
-            base = self.base_weight * np.nan_to_num(metrics.rank_score(self.base.values(panel)))  # (T, N)
+            base = self.base_weight * base_scores(self.base.values(panel))  # (T, N)
         for a in range(lo, hi, self.days_per_chunk):  # bounded memory on long panels
             w = st.transform(panel, slice(a, min(hi, a + self.days_per_chunk)))
             if len(w):
@@ -748,8 +748,10 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
         target = seed_cut if sign > 0 else -seed_cut  # the residual form mimics the seed as it is traded
         report = pretrain(model, data.train.windows, target, cfg, holdout=(data.valid.windows, target))
         masks = prune(model, cfg.prune_rate)
-        for ds in (data.train, data.valid):
-            set_base(ds, seed_cut, sign * cfg.residual)
+        if cfg.residual:
+            scores = base_scores(seed_cut)
+            for ds in (data.train, data.valid):
+                set_base(ds, scores, sign * cfg.residual)
         pretrained_net = copy.deepcopy(model)  # the seed's mimic, kept to report its test IC at the end
         pretrained = {"train": _ic_of(model, data.train, cfg), "valid": _ic_of(model, data.valid, cfg)}
         training = train_ic(model, data, cfg, masks=masks, pool=pool_cut)
@@ -761,8 +763,8 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
     constructed = {"train": _ic_of(model, data.train, cfg), "valid": _ic_of(model, data.valid, cfg)}
     test = _test_set(panel, split, data.standardiser, cfg)
     seed_full = seed_f.values(panel) if test is not None else seed_cut
-    if test is not None:
-        set_base(test, seed_full, sign * cfg.residual)
+    if test is not None and cfg.residual:
+        set_base(test, base_scores(seed_full), sign * cfg.residual)
     seed_ic = {k: _values_ic(seed_full, ds) for k, ds in (("train", data.train), ("valid", data.valid))}
     pretrained["test"] = _ic_of(pretrained_net, test, cfg) if test is not None else float("nan")
     constructed["test"] = _ic_of(model, test, cfg) if test is not None else float("nan")
@@ -800,12 +802,13 @@ def residual_sign(seed_values: np.ndarray, train: DaySet, cfg: ConstructConfig) 
     return -1.0 if math.isfinite(ic) and ic < 0 else 1.0
 
 
-def set_base(ds: DaySet, seed_values: np.ndarray, weight: float) -> None:
-    """Add weight · rank_score(seed) to the day set's outputs (the residual form); 0 clears it."""
-    if not weight:
-        ds.base = None
-        return
-    scores = np.nan_to_num(metrics.rank_score(seed_values))  # (T, N), a missing seed scores 0
+def base_scores(seed_values: np.ndarray) -> np.ndarray:
+    """`(T, N)` rank_score of the seed, the residual form's base; a missing seed value scores 0."""
+    return np.nan_to_num(metrics.rank_score(seed_values))
+
+
+def set_base(ds: DaySet, scores: np.ndarray, weight: float) -> None:
+    """Add weight · `base_scores` (T, N) to the day set's outputs (the residual form)."""
     ds.base = (weight * ds.windows.gather(scores)).to(ds.index.device)
 
 

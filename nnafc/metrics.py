@@ -174,7 +174,7 @@ def rank_score(values: np.ndarray) -> np.ndarray:
     nothing but its own values, so the scores of a day never change when later days do.
     """
     v = np.asarray(values, dtype=np.float64)
-    ranks = pd.DataFrame(v).rank(axis=1, method="average").to_numpy()  # (T, N) NaN stays NaN
+    ranks = average_ranks(torch.from_numpy(v), dim=-1).numpy()  # (T, N) NaN stays NaN
     n = np.isfinite(v).sum(axis=1, keepdims=True).astype(np.float64)  # (T, 1)
     scale = np.sqrt(np.maximum(n * n - 1, 0) / 12)
     with np.errstate(invalid="ignore", divide="ignore"):
