@@ -187,3 +187,16 @@ def test_pool_ic_two_uncorrelated_factors() -> None:
     with_nan = np.vstack([ics, [[np.nan, 0.3]]])  # days where some factor has no IC are dropped
     assert metrics.pool_ic(with_nan) == pytest.approx(metrics.pool_ic(ics))
     assert metrics.pool_ic(ics, ridge=0.1) < metrics.pool_ic(ics)
+
+
+def test_rank_score_known_answers() -> None:
+    v = np.array([[3.0, 1.0, 2.0, np.nan], [5.0, 5.0, np.nan, np.nan], [np.nan, 1.0, np.nan, np.nan]])
+    out = metrics.rank_score(v)
+    scale = np.sqrt((9 - 1) / 12)
+    np.testing.assert_allclose(out[0, :3], [1 / scale, -1 / scale, 0.0], rtol=1e-6)
+    assert np.isnan(out[0, 3])
+    np.testing.assert_allclose(out[1, :2], [0.0, 0.0])  # ties: both at the middle rank
+    assert np.isnan(out[2]).all()  # one stock: no spread, no score
+    big = metrics.rank_score(np.random.default_rng(0).normal(size=(1, 1001)))
+    assert abs(big.std() - 1) < 1e-3 and abs(big.mean()) < 1e-6  # unit variance without ties
+    np.testing.assert_array_equal(metrics.rank_score(v * 100 + 7), out)  # only the ordering counts

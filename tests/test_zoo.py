@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
+from nnafc import metrics, pk
 from nnafc.construct import ConstructConfig, construct_factor
 from nnafc.data import Panel, load_panel, make_split
+from nnafc.gp import factor_from_formula
 from nnafc.zoo import FILES, Zoo, factor_key
 
 SIZES = {"n_train": 60, "n_valid": 15, "n_test": 15}
@@ -176,3 +178,75 @@ def test_masks_are_stored_as_bits_and_old_bool_masks_still_load(tmp_path, panel,
     old = zoo.load(key)
     np.testing.assert_array_equal(old.values(panel), new)
     assert all(torch.equal(old.compute.masks[k].bool(), masks[k]) for k in masks)
+
+
+# ---------------------------------------------------------------------------- the residual form
+# factor = residual · s · rank_score(seed) + net(x), stored and rebuilt exactly
+
+
+def test_weight_zero_is_the_plain_factor(panel, split) -> None:
+    plain = construct_factor("MA10", "fcn", panel, split, TINY)
+    zero = construct_factor("MA10", "fcn", panel, split, {**TINY, "residual": 0.0})
+    np.testing.assert_array_equal(plain.values(panel), zero.values(panel))
+    assert plain.meta["residual"] == {"weight": 0.0, "sign": 1.0}
+
+
+def test_residual_factor_is_net_plus_signed_seed_rank(panel, split) -> None:
+    f = construct_factor("REV5", "fcn", panel, split, {**TINY, "residual": 2.0})
+    sign = f.meta["residual"]["sign"]
+    seed = pk.factor("REV5").values(panel)
+    train_ic = metrics.mean_ic(metrics.period_rank_ic(seed, panel, split.train, 5))
+    assert sign == (1.0 if train_ic >= 0 else -1.0)
+    scorer = f.compute
+    net_only = type(scorer)(scorer.net, scorer.standardiser)(panel)  # the same net without its base
+    base = 2.0 * sign * np.nan_to_num(metrics.rank_score(seed))
+    values = f.values(panel)
+    ok = np.isfinite(values)
+    np.testing.assert_allclose(values[ok], (net_only + base)[ok], rtol=1e-5, atol=1e-5)
+    assert np.isfinite(f.meta["ic"]["constructed"]["test"])
+
+
+def test_residual_factor_round_trips_through_the_zoo(panel, split, tmp_path: Path) -> None:
+    zoo = Zoo(tmp_path / "zoo")
+    cfg = ConstructConfig.from_dict({**TINY, "residual": 1.0})
+    f = construct_factor("MA10", "fcn", panel, split, cfg)
+    key = zoo.save(f, panel, split)
+    back = zoo.load(key)
+    np.testing.assert_array_equal(back.values(panel), f.values(panel))
+    assert back.meta["residual"] == f.meta["residual"]
+
+
+def test_gp_seeded_residual_factor_is_rebuilt_from_its_formula(panel, split, tmp_path: Path) -> None:
+    seed = factor_from_formula("ts_mean(close, 10)")
+    f = construct_factor(seed, "fcn", panel, split, {**TINY, "residual": 1.0})
+    assert f.meta["seed_factor_formula"] == seed.meta["formula"]
+    zoo = Zoo(tmp_path / "zoo")
+    key = zoo.save(f, panel, split, key="abc123")
+    np.testing.assert_array_equal(zoo.load(key).values(panel), f.values(panel))
+
+
+def test_a_residual_factor_whose_seed_cannot_be_rebuilt_is_refused(panel, split, tmp_path: Path) -> None:
+    from nnafc.factor import Factor
+
+    ma = pk.factor("MA10")
+    custom = Factor("my-own", "user", lambda p: ma.values(p), {})
+    f = construct_factor(custom, "fcn", panel, split, {**TINY, "residual": 1.0})
+    with pytest.raises(ValueError, match="cannot be stored"):
+        Zoo(tmp_path / "zoo").save(f, panel, split, key="c0ffee")
+    assert not any((tmp_path / "zoo").glob("*c0ffee*"))
+
+
+def test_no_look_ahead_with_the_residual_form(panel, split) -> None:
+    cfg = {**TINY, "residual": 1.0}
+    f = construct_factor("MA10", "fcn", panel, split, cfg)
+    rng = np.random.default_rng(3)
+    moved = {}
+    for name, v in panel.fields.items():
+        v = v.copy()
+        v[split.valid.stop:] *= rng.uniform(0.5, 1.5, size=v[split.valid.stop:].shape).astype(np.float32)
+        moved[name] = v
+    other = replace(panel, fields=moved)
+    g = construct_factor("MA10", "fcn", other, split, cfg)
+    cut = slice(0, split.valid.stop)
+    np.testing.assert_array_equal(f.values(panel)[cut], g.values(other)[cut])
+    assert f.meta["ic"]["constructed"]["valid"] == g.meta["ic"]["constructed"]["valid"]
