@@ -20,6 +20,7 @@ families are built independently).
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -354,15 +355,24 @@ def load_protocol_params(path: str | Path | None = None) -> ProtocolParams:
 
 
 def stage_panel(params: ProtocolParams, universe: str, stage: str, data: str | None = None) -> Panel:
+    """The panel a stage reads on one universe. The same object for the same source, universe and
+    stage (the last few kept), so the PK ICs of `pk_daily_ics` are computed once per panel whether
+    `run_stage` or a baseline asks first."""
     from nnafc.data.locate import data_dir, source_for
     from nnafc.data.panel import DataError
-    from nnafc.data.sources import load_panel
 
     root = data_dir(data if data not in (None, "") else params.data)
     if root is None:
         raise DataError("the protocol study needs real data: pass --data or set NNAFC_DATA")
+    return _load_stage_panel(source_for(root, universe), universe, stage)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_stage_panel(source: Path, universe: str, stage: str) -> Panel:
+    from nnafc.data.sources import load_panel
+
     start, end = STAGES[stage]["period"]
-    return load_panel(source_for(root, universe), start=start, end=end, universe=universe)
+    return load_panel(source, start=start, end=end, universe=universe)
 
 
 def run_stage(params: ProtocolParams, stage: str, data: str | None = None, progress: bool = True,
