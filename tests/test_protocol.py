@@ -231,3 +231,42 @@ def test_period_ic_from_full_panel_ics_equals_the_cut_labels_ic(panel) -> None:
         want = metrics.mean_ic(metrics.period_rank_ic(f.values(panel), panel, days, 5))
         got = protocol.period_ic(daily, days, 5)
         assert (np.isnan(want) and np.isnan(got)) or got == pytest.approx(want, abs=1e-12)
+
+
+def test_the_report_has_one_set_of_facts_and_says_why_it_is_absent() -> None:
+    from nnafc.evaluate import protocol_report
+
+    rep, why = protocol_report.read(None, None, simulated=True)
+    assert rep is None and "simulated" in why
+    empty = protocol_report.facts(None)
+    per_universe = ("ic", "ratio", "defaults", "pk", "wins")
+    assert {f"p_{u}_{k}" for u in protocol.AIMS for k in per_universe} <= set(empty)
+    assert all(isinstance(v, float | int | str) for v in empty.values())
+
+
+def test_the_chapter_report_reads_the_committed_study_and_its_aims(data_dir, monkeypatch) -> None:
+    """The pre-training chapter's protocol section on the shared data: every factor it reports is
+    committed (none missing, none rebuilt), the one choice is marked in every universe's rows, and
+    the aims table is computed from the confirmation rows of that choice."""
+    from nnafc.evaluate import protocol_report
+
+    monkeypatch.setattr(protocol, "run_stage", _read_only(protocol.run_stage))
+    rep, why = protocol_report.read(None, str(data_dir), simulated=False)
+    assert rep is not None, why
+    sel = rep.selection_table()
+    assert sel["chosen"].groupby(level="universe").sum().eq(1).all()
+    assert (sel[sel["chosen"]].index.get_level_values("candidate") == rep.chosen).all()
+    conf, aims = rep.confirmation_table(), rep.aims()
+    for u in aims.index:
+        assert aims.loc[u, "chosen test IC"] == pytest.approx(conf.loc[(u, rep.chosen), "test IC"])
+        assert bool(aims.loc[u, "IC aim met"]) == (aims.loc[u, "chosen test IC"] >= protocol.AIMS[u])
+    facts = protocol_report.facts(rep)
+    assert facts["p_chosen"] == rep.chosen
+    assert facts["p_all_ic"] == pytest.approx(aims.loc["all", "chosen test IC"])
+
+
+def _read_only(run_stage):
+    def wrapped(*args, **kwargs):
+        assert kwargs.get("build") is False, "the report must never build"
+        return run_stage(*args, **kwargs)
+    return wrapped
