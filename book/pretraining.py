@@ -40,24 +40,11 @@ construct_net = "fcn"
 train_start = "2018-01-01"
 epochs = 30
 prune_rates = [0.0, 0.2, 0.35, 0.5]
-# The quality study: FCN factors from every Table 1 seed on rolling 250/30/90 windows, all A-shares.
-# Same panel and config as params/construct-quality.yaml, so `nnafc construct` can pre-fill the zoo.
-quality_universe = "all"
-quality_start = "2015-06-01"  # history (window + seed look-back) before the first training day
-quality_end = "2020-12-31"
-quality_train_starts = ["2016-01-01", "2017-01-01", "2018-01-01", "2019-01-01"]
-quality_seeds = "table1"  # PK names, or "table1" (18 factors)
-quality_inits = [0]  # init seeds: several give the spread over random initialisation
-quality_config = {}  # ConstructConfig overrides (defaults chosen on validation, see construct.py)
-quality_n_jobs = 2
-# What we tried: construction settings compared on the first window's validation IC only
-tuning_seeds = ["MA10", "EMA20", "MACD", "PVT10"]
-tuning_variants = {
-    "default": {}, "lr 1e-3": {"lr": 1e-3}, "no pruning": {"prune_rate": 0.0},
-    "prune 0.5": {"prune_rate": 0.5}, "q 40": {"q": 40}, "patience 20": {"patience": 20},
-    "inputs z-scored per stock": {"normalisation": "train_zscore"},
-}
-zoo = "../zoo"  # constructed factors, shared by the chapters of one run
+# The quality study: the factor study's FCN factors (all A-shares, its rolling windows), out of sample
+study = None  # a study parameter file; None: the repository's params/study.yaml and its committed zoo
+quality_family = "fcn"  # the study's family measured here
+study_build = False  # construct what the study lacks (hours on CPU); False: a missing factor is an
+#   error naming the `nnafc study build` command
 # The construction protocol study (its committed measurements; `nnafc protocol` builds them)
 protocol_params = None  # a protocol parameter file; None: the repository's params/protocol.yaml
 
@@ -168,90 +155,62 @@ ax = plotting.plot_pruning(pruning)
 # ## Quality: constructed factors out of sample, on all A-shares
 #
 # The paper's headline for the FCN (Table 6) is a mean test IC of 0.124 over its 50 factors;
-# it does not give the windows or the spread. Here every Table 1 seed is pre-trained, pruned and
-# IC-trained on each rolling 250/30/90-day window (training from January 2016, 2017, 2018 and
-# 2019; label: 5-day forward return), on every A-share. Hyper-parameters are
-# `ConstructConfig`'s defaults, chosen on validation ICs only; the test days are touched only to
-# measure. Factors already in the zoo are loaded instead of trained (`nnafc construct --params
-# params/construct-quality.yaml --out <this run>` fills it in resumable pieces).
+# it does not give the windows or the spread. Here the factors are the FCN family of the book's
+# factor study (`params/study.yaml`, read by every chapter): on each of its rolling windows
+# (validation and test days as §4.1's windows with training from 2016, 2017, 2018 and 2019;
+# 500 training days, the construction protocol chosen below), seed factors spread over the
+# Table 1 list are pre-trained, pruned and IC-trained on every A-share (label: 5-day forward
+# return). The test days are touched only to measure. The networks are committed with the
+# repository and their stored measurements are read here; a test recomputes them from the
+# committed weights. `nnafc study build` constructs what is missing, in resumable pieces.
 
 # %%
 from nnafc.evaluate import quality
+from nnafc.study import Study
 
-q_panel = chapter.load(data, quality_universe, quality_start, quality_end, seed)
-q_seeds = pk.names(table1_only=True) if quality_seeds == "table1" else list(quality_seeds)
-q_starts = quality_train_starts if not q_panel.simulated else [str(q_panel.dates[100].date())]
-q_cfg = {**quality_config, "seed": seed, "device": device}
-q_table = quality.quality_run(q_panel, q_seeds, q_starts, "fcn", q_cfg, zoo=zoo, init_seeds=quality_inits,
-                              n_jobs=quality_n_jobs)
-built = q_table[~q_table["from zoo"]]
-print(f"{len(q_table)} factors on {q_panel}; {len(q_table) - len(built)} loaded from the zoo, "
-      f"{len(built)} constructed now ({built['seconds'].sum() / 60:.1f} min of work)")
+f_study = None if ch.simulated else Study.load(study, data)
+q_table = None if f_study is None else f_study.ic_table(quality_family, build=study_build)
+Markdown("The factor study needs real data; on the simulated market this section is not shown."
+         if f_study is None else
+         f"{len(q_table)} `{quality_family}` factors of the study on {f_study.panel}: "
+         f"{q_table['seconds'].sum() / 60:.1f} minutes of construction (one core each).")
 
 # %%
-q_summary = quality.quality_summary(q_table)
-q_summary.round(4)
+q_summary = None if q_table is None else quality.quality_summary(q_table)
+None if q_summary is None else q_summary.round(4)
 
 # %%
 paper_fcn = paper.TABLE6_EXTRACTORS.loc["fcn", "IC"]
-ax = plotting.plot_quality(q_table, aim=quality.AIM, paper=paper_fcn)
+if q_table is not None:
+    ax = plotting.plot_quality(q_table, aim=quality.AIM, paper=paper_fcn)
 
 # %%
-overall, windows = q_summary.loc["all windows"], q_summary.drop(index="all windows")
-short = quality.AIM - overall["test IC"]
-Markdown(
-    f"Mean test rank IC of the {int(overall['factors'])} constructed factors: **{overall['test IC']:.4f}** "
-    f"(spread over seed factors: std {overall['std']:.4f}, "
-    f"range {overall['min']:.4f} … {overall['max']:.4f}; paper's FCN: {paper_fcn}; aim ≥ {quality.AIM}), "
-    + ("reaching the aim" if short <= 0 else f"**{short:.4f} short of the aim**")
-    + f". Their seed factors average {overall['seed factor test IC']:.4f} on the same days; "
-    f"{overall['beats seed factor']:.0%} of the constructed factors beat their own seed "
-    f"({overall['beats |seed factor|']:.0%} beat it even when the seed is traded the other way round, as a "
-    "reversal signal). Per window, the mean "
-    f"test IC ranges from {windows['test IC'].min():.4f} to {windows['test IC'].max():.4f} "
-    f"(the seeds': {windows['seed factor test IC'].min():.4f} to {windows['seed factor test IC'].max():.4f})."
-)
+def quality_sentence(q_summary):
+    overall, windows = q_summary.loc["all windows"], q_summary.drop(index="all windows")
+    short = quality.AIM - overall["test IC"]
+    return Markdown(
+        f"Mean test rank IC of the {int(overall['factors'])} constructed factors: "
+        f"**{overall['test IC']:.4f}** "
+        f"(spread over seed factors: std {overall['std']:.4f}, "
+        f"range {overall['min']:.4f} … {overall['max']:.4f}; paper's FCN: {paper_fcn}; aim ≥ {quality.AIM}), "
+        + ("reaching the aim" if short <= 0 else f"**{short:.4f} short of the aim**")
+        + f". Their seed factors average {overall['seed factor test IC']:.4f} on the same days; "
+        f"{overall['beats seed factor']:.0%} of the constructed factors beat their own seed "
+        f"({overall['beats |seed factor|']:.0%} beat it even when the seed is traded the other way round, as "
+        "a reversal signal). Per window, the mean "
+        f"test IC ranges from {windows['test IC'].min():.4f} to {windows['test IC'].max():.4f} "
+        f"(the seeds': {windows['seed factor test IC'].min():.4f} to "
+        f"{windows['seed factor test IC'].max():.4f}).")
+
+
+None if q_summary is None else quality_sentence(q_summary)
 
 # %% [markdown]
 # Per seed factor: the constructed factor's test IC in each window, its mean, and the seed's own
 # mean test IC (sorted by the mean):
 
 # %%
-quality.by_seed(q_table).round(4)
-
-# %% [markdown]
-# How much a window's mean test IC moves with the random initialisation of the networks (one
-# row per window; the spread columns need several `quality_inits`):
-
-# %%
-quality.init_spread(q_table).round(4)
-
-# %% [markdown]
-# ### What we tried (validation only)
-#
-# The settings the paper leaves open — learning rate, pruning rate, days per batch q, patience of
-# the early stopping, how inputs are normalised — compared on the **first** window's validation
-# days (which end before any test period of the study begins), for a few seed factors. The
-# defaults above are the variant with the highest validation IC when they were chosen; the test IC
-# is printed for the record only.
-
-# %%
-grid = quality.validation_grid(q_panel, tuning_seeds, q_starts[0], tuning_variants, "fcn", q_cfg, zoo=zoo,
-                               n_jobs=quality_n_jobs)
-grid.round(4)
-
-# %%
-chosen = grid.index[grid["chosen"]][0]
-gain = grid.loc[chosen, "valid IC"] - grid.loc["default", "valid IC"]
-within_spread = gain <= grid.loc[chosen, "valid IC std"]
-verdict = "" if chosen == "default" else (
-    " The defaults are not the validation choice on this run's data: "
-    + ("the difference is within the spread over seed factors shown in the table." if within_spread
-       else "consider re-running with it."))
-Markdown(
-    f"Highest validation IC: **{chosen}** ({grid.loc[chosen, 'valid IC']:.4f}; the defaults: "
-    f"{grid.loc['default', 'valid IC']:.4f})." + verdict
-)
+None if q_table is None else quality.by_seed(q_table).round(4)
 
 # %% [markdown]
 # ## The construction protocol: chosen on 2012–2015, confirmed once on 2016–2019

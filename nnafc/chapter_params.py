@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from nnafc.params import ParamsError
+from nnafc.params import ParamsError, repo_file
 
 Rule = Callable[[Any], str | None]  # value -> what is wrong, or None
 
@@ -121,10 +121,6 @@ def _pk_name(v: Any) -> str | None:
     return None if isinstance(v, str) and v in pk.names() else "is not a PK factor (nnafc.pk.names())"
 
 
-def _seeds(v: Any) -> str | None:
-    return None if v in ("table1", "pk50", "all") else _each(_pk_name)(v)
-
-
 def _net(v: Any) -> str | None:
     from nnafc import nets
 
@@ -140,16 +136,6 @@ def _construct_config(v: Any) -> str | None:
         ConstructConfig.from_dict(v)
     except (ValueError, TypeError) as exc:
         return f"is not a valid construct config: {exc}"
-    return None
-
-
-def _variants(v: Any) -> str | None:
-    if not isinstance(v, dict) or not v:
-        return "must be a non-empty mapping name -> construct config"
-    for name, cfg in v.items():
-        wrong = _construct_config(cfg)
-        if wrong:
-            return f"variant {name!r} {wrong}"
     return None
 
 
@@ -174,36 +160,36 @@ def _table5_windows(v: Any) -> str | None:
     return None if all(_is_int(i) and 0 <= i < n for i in v) else f"entries must be in 0..{n - 1}"
 
 
-def _protocol_params(v: Any) -> str | None:
-    """null (the repository's params/protocol.yaml) or a protocol parameter file that exists."""
-    if v is None:
-        return None
-    if not isinstance(v, str) or not Path(v).is_file():
-        return "must be null or the path of an existing protocol parameter file (YAML)"
-    return None
+def _params_file(what: str) -> Rule:
+    """null (the repository's own file) or a parameter file that exists (`params.repo_file`)."""
+    def rule(v: Any) -> str | None:
+        if v is None or (isinstance(v, str) and repo_file(v).is_file()):
+            return None
+        return f"must be null or the path of an existing {what} parameter file (YAML)"
+    return rule
 
 
 RULES: dict[str, Rule] = {
-    "seed": _int(0), "device": _device, "universe": _universe, "quality_universe": _universe,
+    "seed": _int(0), "device": _device, "universe": _universe,
     "start": _date, "end": _date, "test_start": _date, "test_end": _date, "train_start": _date,
-    "quality_start": _date, "quality_end": _date, "mimic_train": _span, "mimic_test": _span,
-    "train_starts": _each(_date), "quality_train_starts": _each(_date),
+    "mimic_train": _span, "mimic_test": _span, "train_starts": _each(_date),
     "p": _real(0, lo_open=True), "p_values": _each(_real(0, lo_open=True)),
     "outlier_share": _real(0, 0.5), "round_trip_cost": _real(0, 1), "cost_grid": _each(_real(0, 1)),
     "prune_rates": _each(_real(0, 1)), "learning_rate": _each(_real(0, lo_open=True)),
-    "max_depth": _each(_int(1)), "n_estimators": _each(_int(1)), "quality_inits": _each(_int(0)),
+    "max_depth": _each(_int(1)), "n_estimators": _each(_int(1)),
     "pretrain_epochs": _int(0), "max_gp_pairs": _int(0),
-    "factors": _each(_pk_name), "tuning_seeds": _each(_pk_name), "construct_seed": _pk_name,
-    "quality_seeds": _seeds, "structures": _each(_net), "construct_net": _net,
-    "construct": _construct_config, "quality_config": _construct_config, "tuning_variants": _variants,
+    "factors": _each(_pk_name), "construct_seed": _pk_name, "structures": _each(_net), "construct_net": _net,
+    "construct": _construct_config,
+    "quality_family": lambda v: None if isinstance(v, str) and v else "must be a family name (string)",
     "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"),
-    "table5_windows": _table5_windows, "protocol_params": _protocol_params,
+    "table5_windows": _table5_windows, "protocol_params": _params_file("protocol"),
+    "study": _params_file("study"),
     "pk_factors": lambda v: None if v is None else _int(1)(v),
     "nnafc_factors": lambda v: None if v is None else _int(1)(v),
     "zoo": lambda v: None if v is None or isinstance(v, str) else "must be a directory (string) or null",
     "data": lambda v: None if v is None or isinstance(v, str) else "must be a path (string) or null",
 }
-ORDERED = (("start", "end"), ("test_start", "test_end"), ("quality_start", "quality_end"))
+ORDERED = (("start", "end"), ("test_start", "test_end"))
 
 
 def _by_default(default: Any) -> Rule | None:
@@ -238,3 +224,16 @@ def check(chapter: str, parameters: dict, defaults: dict[str, Any]) -> None:
         if a in values and b in values and None not in (values[a], values[b]) \
                 and pd.Timestamp(values[a]) > pd.Timestamp(values[b]):
             raise ParamsError(f"chapter {chapter!r}: {a} {values[a]} is after {b} {values[b]}")
+    if "quality_family" in parameters or "study" in parameters:
+        _check_study_family(chapter, values.get("study"), values.get("quality_family"))
+
+
+def _check_study_family(chapter: str, study: str | None, family: str | None) -> None:
+    """The study file loads (its own checks) and names `family` as a network family."""
+    from nnafc.study import load_params
+
+    fams = load_params(study).families
+    if family is not None and (family not in fams or fams[family].kind == "gp"):
+        nets = [f for f, spec in fams.items() if spec.kind != "gp"]
+        raise ParamsError(f"chapter {chapter!r}: quality_family {family!r} is not a network family of "
+                          f"the study; it has {nets}")

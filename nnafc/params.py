@@ -13,6 +13,14 @@ from pathlib import Path
 import yaml
 
 SHARED_KEYS = ("data", "seed", "device")
+ROOT = Path(__file__).resolve().parents[1]  # the repository: parameter files name files relative to it
+
+
+def repo_file(path: str | Path) -> Path:
+    """A file named in a parameter set: absolute, or relative to the working directory if it is
+    there, else to the repository (chapters execute in their run directory, not the repository)."""
+    path = Path(path)
+    return path if path.is_absolute() or path.exists() else ROOT / path
 
 
 class ParamsError(ValueError):

@@ -44,6 +44,7 @@ from nnafc.data.splits import Split, make_split, split_window
 from nnafc.factor import Factor
 from nnafc.params import ParamsError, check_keys, read_mapping
 
+DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "params" / "study.yaml"  # the book's study
 GP = "gp"
 GP_SEEDED = "+gp"  # suffix of a family whose networks are seeded by the window's GP formulas
 GP_LOOKBACK = 150  # days before a window's first training day fed to the GP search (its formulas' history)
@@ -98,11 +99,13 @@ class StudyParams:
         raise AttributeError(key)
 
 
-def load_params(path: str | os.PathLike) -> StudyParams:
-    """Read and validate a study YAML; `ParamsError` (one line) on anything wrong, before any work."""
+def load_params(path: str | os.PathLike | None = None) -> StudyParams:
+    """Read and validate a study YAML (None: the repository's params/study.yaml; a relative path as
+    `params.repo_file`); `ParamsError` (one line) on anything wrong, before any work."""
     from nnafc import gp, nets, pk
+    from nnafc.params import repo_file
 
-    path = Path(path)
+    path = DEFAULT_PARAMS if path is None else repo_file(path)
     raw = read_mapping(path)
     check_keys(path, "key", raw, TOP_KEYS)
     full = {**TOP_KEYS, **raw}
@@ -220,7 +223,7 @@ class Study:
         self._gp_cache: dict[int, list[Factor]] = {}
 
     @classmethod
-    def load(cls, path: str | os.PathLike, data: str | os.PathLike | None = None) -> Study:
+    def load(cls, path: str | os.PathLike | None = None, data: str | os.PathLike | None = None) -> Study:
         """The study of a parameter file on its data (`data` > the file's `data` > NNAFC_DATA)."""
         params = load_params(path)
         return cls(params, load_panel_for(params, data))
@@ -327,18 +330,35 @@ class Study:
             if factors is None:
                 raise LookupError(self._missing(family, window))
             return factors
+        return [self.zoo.load(key, device=device) for key in self._keys(family, window, build)]
+
+    def ic_table(self, family: str, build: bool = False) -> pd.DataFrame:
+        """One row per factor of a network family on every window, from its stored measurements
+        (`quality.meta_row`: window, seed factor, init seed, the seed factor's and the factor's rank
+        IC on train / valid / test, best epoch, seconds) and its key. Missing factors as `factor_set`."""
+        from nnafc.evaluate.quality import meta_row
+
+        if self._family(family).kind == "gp":
+            raise ValueError(f"{family!r} is a GP family: its sets keep formulas, not training measurements")
+        return pd.DataFrame([{**meta_row(self.zoo.meta(key)), "key": key}
+                             for window in range(len(self._windows))
+                             for key in self._keys(family, window, build)])
+
+    def _keys(self, family: str, window: int, build: bool) -> list[str]:
+        """The zoo keys of a network family's factors on `window`, constructing the missing ones
+        when `build` (else LookupError naming the build command)."""
         seeded = self._seeded(family, window, build)
         if seeded is None:
             raise LookupError(self._missing(family, window))
-        out = []
+        keys = []
         for member, seed in seeded:
             key = self._key(member, seed)
             if not self.zoo.has(key):
                 if not build:
                     raise LookupError(self._missing(family, window))
                 self._construct(member, seed, key)
-            out.append(self.zoo.load(key, device=device))
-        return out
+            keys.append(key)
+        return keys
 
     def _missing(self, family: str, window: int) -> str:
         return (f"family {family!r} window {window} is not (fully) in {self.zoo.root}: build it with "

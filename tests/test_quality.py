@@ -1,24 +1,16 @@
-"""evaluate.quality: the study's jobs, its zoo reuse, its summary, and that `nnafc construct` pre-fills it."""
+"""evaluate.quality: runs that construct, then load, the same factors, and the summaries."""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-import jupytext
-import nbformat
 import numpy as np
 import pandas as pd
-import papermill
 import pytest
 
-from nnafc import pk
-from nnafc.construct_cli import load_construct_params, make_jobs
 from nnafc.data import Panel, load_panel
 from nnafc.evaluate import quality
-from nnafc.zoo import factor_key
 
-ROOT = Path(__file__).parents[1]
 SIZES = {"n_train": 60, "n_valid": 15, "n_test": 15}
 TINY = {"m": 10, "net_cfg": {"hidden": [8]}, "pretrain_epochs": 1, "epochs": 2, "q": 10}
 
@@ -46,22 +38,6 @@ def test_run_constructs_then_loads_the_same_factors(panel: Panel, tmp_path: Path
     ma = first[(first["seed factor"] == "MA10")]
     # same seed factor, same days: one value
     assert ma.groupby("window")["seed factor test IC"].nunique().eq(1).all()
-
-
-def test_validation_grid_chooses_on_validation_only(panel: Panel, tmp_path: Path) -> None:
-    start = str(panel.dates[40].date())
-    variants = {"default": {}, "no pruning": {"prune_rate": 0.0}}
-    grid = quality.validation_grid(panel, ["MA10", "RSI12"], start, variants, cfg=TINY, zoo=tmp_path,
-                                   progress=False, **SIZES)
-    assert list(grid.index) == ["default", "no pruning"] and (grid["factors"] == 2).all()
-    assert grid["chosen"].sum() == 1
-    assert grid.loc[grid["chosen"], "valid IC"].item() == grid["valid IC"].max()
-    assert grid.loc["no pruning", "overrides"] == "prune_rate=0.0"
-    # the default variant's factors are the study's own (same zoo keys): nothing new to train
-    again = quality.quality_run(panel, ["MA10", "RSI12"], [start], cfg=TINY, zoo=tmp_path, progress=False,
-                                **SIZES)
-    assert again["from zoo"].all()
-    assert again["valid IC"].mean() == pytest.approx(grid.loc["default", "valid IC"])
 
 
 def test_summary_on_a_constructed_table() -> None:
@@ -95,41 +71,3 @@ def test_by_seed_on_a_constructed_table() -> None:
     assert table_by_seed.loc["x", "mean"] == pytest.approx(0.08)
     assert table_by_seed.loc["y", "seed's own"] == pytest.approx(0.15)
     assert table_by_seed.loc["y", "b"] == pytest.approx(0.04)
-
-
-def test_init_spread_over_init_seeds() -> None:
-    table = pd.DataFrame({"window": ["a"] * 4, "init seed": [0, 0, 1, 1], "test IC": [0.1, 0.3, 0.0, 0.2]})
-    spread = quality.init_spread(table)
-    assert spread.loc["a", "inits"] == 2
-    assert spread.loc["a", "mean"] == pytest.approx(0.15)
-    assert spread.loc["a", "std over inits"] == pytest.approx(np.std([0.2, 0.1], ddof=1))
-
-
-def _chapter_defaults(chapter: str, tmp: Path) -> dict:
-    nb = jupytext.read(ROOT / "book" / f"{chapter}.py")
-    path = tmp / f"{chapter}.ipynb"
-    nbformat.write(nb, path)
-    return {k: ast.literal_eval(v["default"]) for k, v in papermill.inspect_notebook(str(path)).items()}
-
-
-def test_chapter_study_is_the_construct_params_file(panel: Panel, tmp_path: Path) -> None:
-    """`nnafc construct --params params/construct-quality.yaml --out <run>` fills the chapter's zoo:
-    same panel, windows, seeds and config, hence the same zoo keys."""
-    defaults = _chapter_defaults("pretraining", tmp_path)
-    params = load_construct_params(ROOT / "params" / "construct-quality.yaml")
-    assert defaults["quality_universe"] == params.universe
-    assert (defaults["quality_start"], defaults["quality_end"]) == (params.start, params.end)
-    assert params.min_history == 60  # what chapter.load uses (load_panel's default)
-    assert defaults["quality_train_starts"] == params.splits
-    assert defaults["quality_seeds"] == "table1" and params.seeds == pk.names(table1_only=True)
-    assert defaults["quality_config"] == (params.raw["config"] or {})
-    assert list(params.nets) == ["fcn"] and defaults["quality_inits"] == [0] and defaults["seed"] == 0
-    assert (params.n_train, params.n_valid, params.n_test) == (250, 30, 90)
-    # and on one panel the two paths name every factor alike
-    starts = [str(panel.dates[40].date())]
-    params.raw.update(splits=starts, **SIZES)
-    from_cli = [factor_key(j.seed_factor, j.cfg, panel, j.split) for j in make_jobs(params, panel)]
-    cfg = {**defaults["quality_config"], "seed": defaults["seed"], "device": defaults["device"]}
-    from_chapter = [factor_key(j.seed_factor, j.cfg, panel, j.split)
-                    for j in quality.quality_jobs(panel, params.seeds, starts, "fcn", cfg, **SIZES)]
-    assert from_cli == from_chapter

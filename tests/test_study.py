@@ -140,6 +140,32 @@ def test_gp_seeded_family_wants_no_more_factors_than_gp_kept(built) -> None:
     assert row["wanted"] == min(5, kept) and row["present"] == 1  # the first one is the built one
 
 
+def test_ic_table_reads_each_factors_stored_measurements(built) -> None:
+    table = built.ic_table("fcn")
+    factors = built.factor_set("fcn", 0)
+    assert len(table) == len(factors) == 2
+    assert list(table["seed factor"]) == [f.meta["seed_factor"] for f in factors]
+    assert list(table["test IC"]) == [f.meta["ic"]["constructed"]["test"] for f in factors]
+    assert list(table["seed factor valid IC"]) == [f.meta["ic"]["seed_factor"]["valid"] for f in factors]
+    assert (table["window"] == str(built.windows()[0].dates()["train"][0].date())).all()
+    with pytest.raises(ValueError, match="GP family"):
+        built.ic_table("gp")
+
+
+def test_the_chapter_checks_its_study_family_before_work(built) -> None:
+    from nnafc import chapter_params
+    from nnafc.params import ParamsError
+
+    defaults = {"study": None, "quality_family": "fcn"}
+    chapter_params.check("pretraining", {"study": str(built.params.path)}, defaults)
+    with pytest.raises(ParamsError, match="not a network family of the study; it has"):
+        chapter_params.check("pretraining", {"study": str(built.params.path), "quality_family": "gp"},
+                             defaults)
+    with pytest.raises(ParamsError, match="'lstm' is not a network family"):
+        chapter_params.check("pretraining", {"quality_family": "lstm", "study": str(built.params.path)},
+                             defaults)
+
+
 def test_build_resumes_and_changed_config_is_never_used(built, tmp_path) -> None:
     before = sorted(built.zoo.keys())
     again = Study(built.params, built.panel).build(log=lambda _: None)  # nothing left to do

@@ -319,9 +319,10 @@ class ProtocolParams:
 def load_protocol_params(path: str | Path | None = None) -> ProtocolParams:
     """The protocol study's parameter file (default: the repository's params/protocol.yaml),
     checked before any work (one clear error)."""
-    path = DEFAULT_PARAMS if path is None else path
     from nnafc import pk
-    from nnafc.params import ParamsError, check_keys, read_mapping
+    from nnafc.params import ParamsError, check_keys, read_mapping, repo_file
+
+    path = DEFAULT_PARAMS if path is None else repo_file(path)
 
     raw = read_mapping(path)
     check_keys(path, "key", raw, TOP_KEYS)

@@ -7,9 +7,10 @@ sample). Here it is measured per window and per seed factor, so the spread is vi
     quality_summary(table)          # per window: mean / spread of test IC, vs the seeds' own
 
 Every (window, seed factor, init seed) is one `nnafc.runner` job: factors already in the zoo
-are loaded, not trained again, so `nnafc construct --params params/construct-quality.yaml
---out <run>` fills the same zoo in resumable pieces. Construction reads nothing after a
-window's validation days; the test ICs stored with each factor are only measured.
+are loaded, not trained again (the protocol study builds its candidates so). The book's quality
+section reads the factor study instead (`Study.ic_table`, its rows made by `meta_row` as here).
+Construction reads nothing after a window's validation days; the test ICs stored with each
+factor are only measured.
 """
 
 from __future__ import annotations
@@ -58,19 +59,21 @@ def quality_run(panel: Panel, seeds: Sequence[str], train_starts: Sequence[str],
     jobs = quality_jobs(panel, seeds, train_starts, net, cfg, init_seeds, **sizes)
     store = Zoo(zoo)
     result = run_jobs(jobs, panel, store, n_jobs=n_jobs, progress=progress)
-    rows = []
-    for outcome in result.outcomes:
-        meta = store.meta(outcome.key)
-        ic, job = meta["ic"], outcome.job
-        rows.append({
-            "window": str(job.split.calendar[job.split.train.start].date()),
-            "seed factor": job.seed_factor, "init seed": job.cfg.seed,
+    rows = [{**meta_row(store.meta(o.key)), "from zoo": o.status == "skipped", "key": o.key}
+            for o in result.outcomes]
+    return pd.DataFrame(rows)
+
+
+def meta_row(meta: dict) -> dict:
+    """One factor's row of a quality table, from its stored metadata (`nnafc.zoo`): window (first
+    training day), seed factor, init seed, the seed factor's and the constructed factor's rank IC on
+    train / valid / test, the epoch chosen on validation, and its construction seconds."""
+    ic = meta["ic"]
+    return {"window": meta["split"]["train"][0], "seed factor": meta["seed_factor"],
+            "init seed": meta["config"]["seed"],
             **{f"seed factor {part} IC": ic["seed_factor"][part] for part in ("train", "valid", "test")},
             **{f"{part} IC": ic["constructed"][part] for part in ("train", "valid", "test")},
-            "best epoch": meta["training"]["best_epoch"],
-            "seconds": meta["seconds"], "from zoo": outcome.status == "skipped", "key": outcome.key,
-        })
-    return pd.DataFrame(rows)
+            "best epoch": meta["training"]["best_epoch"], "seconds": meta["seconds"]}
 
 
 def quality_summary(table: pd.DataFrame, aim: float = AIM) -> pd.DataFrame:
@@ -99,14 +102,6 @@ def quality_summary(table: pd.DataFrame, aim: float = AIM) -> pd.DataFrame:
     return out
 
 
-def init_spread(table: pd.DataFrame) -> pd.DataFrame:
-    """Per window, the spread of the window's mean test IC over init seeds (only with several)."""
-    means = table.groupby(["window", "init seed"])["test IC"].mean().unstack("init seed")
-    return pd.DataFrame({"inits": means.notna().sum(axis=1), "mean": means.mean(axis=1),
-                         "std over inits": means.std(axis=1, ddof=1), "min": means.min(axis=1),
-                         "max": means.max(axis=1)})
-
-
 def by_seed(table: pd.DataFrame) -> pd.DataFrame:
     """Test IC per seed factor (rows) and window (columns), with the mean over windows of the
     constructed factor and of the seed itself: which prior knowledge leads to good factors."""
@@ -114,28 +109,3 @@ def by_seed(table: pd.DataFrame) -> pd.DataFrame:
     seed_ic = table.groupby("seed factor")["seed factor test IC"].mean()
     out = ic.assign(mean=ic.mean(axis=1), **{"seed's own": seed_ic})
     return out.sort_values("mean", ascending=False)
-
-
-def validation_grid(panel: Panel, seeds: Sequence[str], train_start: str, variants: dict[str, dict],
-                    net: str = "fcn", cfg: construct.ConstructConfig | dict | None = None,
-                    zoo: str | Path = "zoo", n_jobs: int = 1, progress: bool = True,
-                    **sizes: int) -> pd.DataFrame:
-    """Construction settings compared on one window's VALIDATION rank IC, the only one used to choose.
-
-    `variants` maps a name to ConstructConfig overrides of `cfg` ({} = `cfg` itself). One row per
-    variant: mean and std of the validation IC over `seeds`, whether it is the chosen one (highest
-    mean validation IC), and the test IC -- shown for the record, never used for the choice.
-    """
-    base = construct.as_config(cfg)
-    rows = []
-    for name, overrides in variants.items():
-        variant = replace(base, **overrides)
-        table = quality_run(panel, seeds, [train_start], net, variant, zoo=zoo, n_jobs=n_jobs,
-                            progress=progress, **sizes)
-        rows.append({"variant": name, "overrides": ", ".join(f"{k}={v}" for k, v in overrides.items()),
-                     "factors": len(table), "valid IC": table["valid IC"].mean(),
-                     "valid IC std": table["valid IC"].std(ddof=1) if len(table) > 1 else np.nan,
-                     "test IC (not used)": table["test IC"].mean()})
-    out = pd.DataFrame(rows).set_index("variant")
-    out["chosen"] = out.index == out["valid IC"].idxmax()
-    return out
