@@ -47,6 +47,8 @@ from nnafc.params import ParamsError, check_keys, read_mapping
 DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "params" / "study.yaml"  # the book's study
 GP = "gp"
 GP_SEEDED = "+gp"  # suffix of a family whose networks are seeded by the window's GP formulas
+GP_RECORDS = ("table", "history", "lineage")  # GPResult frames kept with a study's GP set (Table 4's
+#   formula examples and the inheritance measures read them)
 GP_LOOKBACK = 150  # days before a window's first training day fed to the GP search (its formulas' history)
 TOP_KEYS: dict[str, Any] = {
     "data": None,  # file or directory; null: --data, else NNAFC_DATA
@@ -298,11 +300,22 @@ class Study:
             result = gp.run_gp(cut, cut_split, self._gp_config(window))
             seconds = time.perf_counter() - t0
             factors = result.factors[: self.params.families[GP].factors]
-            self.zoo.save_set(key, factors, {"family": GP, "window": window, "seconds": seconds})
+            record = {name: _frame_record(getattr(result, name)) for name in GP_RECORDS}
+            self.zoo.save_set(key, factors, {"family": GP, "window": window, "seconds": seconds, **record})
             factors = self.zoo.load_set(key)
         if factors is not None:
             self._gp_cache[window] = factors
         return factors
+
+    def gp_search(self, window: int) -> dict[str, pd.DataFrame]:
+        """What the window's GP search recorded besides its formulas (`gp.GPResult`'s `table` of kept
+        formulas with train / valid IC, per-generation `history`, parent -> child `lineage` of the
+        last generations), as stored with the set; LookupError while the set is not built."""
+        key = self._gp_key(window)
+        if not self.zoo.has_set(key):
+            raise LookupError(self._missing(GP, window))
+        meta = self.zoo.set_meta(key)
+        return {name: pd.DataFrame(**meta[name]) for name in GP_RECORDS}
 
     def _seeded(self, family: str, window: int, build: bool) -> list[tuple[Member, str | Factor]] | None:
         """The family's members on `window` with their seed factors; None while a GP-seeded family's
@@ -451,6 +464,12 @@ class Study:
                 log(f"{family}: window {window}, seeded by GP")
                 self.factor_set(family, window, build=True)
         return self.inventory()
+
+
+def _frame_record(frame: pd.DataFrame) -> dict:
+    """A frame as {"columns", "data"} (compact JSON; `pd.DataFrame(**record)` reads it back)."""
+    split = frame.to_dict("split")
+    return {"columns": split["columns"], "data": split["data"]}
 
 
 def load_panel_for(params: StudyParams, data: str | os.PathLike | None = None) -> Panel:

@@ -132,6 +132,14 @@ def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
     assert np.isfinite(values[built.windows()[0].test]).any()
 
 
+def test_gp_set_keeps_its_search_record(built) -> None:
+    record = built.gp_search(0)
+    kept = built.factor_set("gp", 0)
+    assert list(record["table"]["name"])[: len(kept)] == [f.name for f in kept]
+    assert {"parent", "child", "parent_ic", "child_ic", "changed"} <= set(record["lineage"].columns)
+    assert len(record["history"]) >= 1
+
+
 def test_gp_seeded_family_wants_no_more_factors_than_gp_kept(built) -> None:
     fams = {**built.params.raw["families"], "fcn+gp": {"factors": 5}}
     more = Study(load_params(_write(built.params.path.parent / "more.yaml", families=fams)), built.panel)
