@@ -28,6 +28,7 @@ import pandas as pd
 from nnafc.construct import ConstructConfig, as_config, construct_factor
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
+from nnafc.factor import Factor
 from nnafc.zoo import Zoo, factor_key
 
 BACKENDS = ("local", "ray")
@@ -36,9 +37,9 @@ PARENT_CHECK_SECONDS = 1.0  # how often a pool worker checks that the run that s
 
 @dataclass(frozen=True)
 class Job:
-    """One factor to construct: a PK seed, a net, a split and the construction config."""
+    """One factor to construct: a seed factor, a net, a split and the construction config."""
 
-    seed_factor: str  # a PK name
+    seed_factor: str | Factor  # a PK name, or a formula factor (a GP formula seeds "GP and NNAFC")
     net: str
     split: Split
     cfg: ConstructConfig = field(default_factory=ConstructConfig)
@@ -47,7 +48,8 @@ class Job:
     def label(self) -> str:
         start = self.split.calendar[self.split.train.start].date() if self.split.calendar is not None \
             else f"day{self.split.train.start}"
-        return f"{self.net}({self.seed_factor})@{start}#s{self.cfg.seed}"
+        seed = self.seed_factor if isinstance(self.seed_factor, str) else self.seed_factor.name
+        return f"{self.net}({seed})@{start}#s{self.cfg.seed}"
 
 
 @dataclass

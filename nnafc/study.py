@@ -453,16 +453,13 @@ class Study:
                         log(f"GP search: window {window}")
                         self._gp_set(window, build=True)
                     continue
-                if kind == "nnafc":
-                    jobs = [Job(m.seed_factor, m.config.net, self._window(window), m.config)
-                            for m in self.members(family, window)]
-                    log(f"{family}: window {window}, {len(jobs)} factors")
-                    run_jobs(jobs, self.panel, self.zoo, n_jobs=self.params.n_jobs,
-                             backend=self.params.backend, retries=self.params.retries,
-                             threads=self.params.threads, progress=self.params.progress)
-                    continue
-                log(f"{family}: window {window}, seeded by GP")
-                self.factor_set(family, window, build=True)
+                seeded = self._seeded(family, window, build=True)  # a "+gp" family: its GP set first
+                jobs = [Job(seed, m.config.net, self._window(window), m.config) for m, seed in seeded]
+                log(f"{family}: window {window}, {len(jobs)} factors"
+                    + (", seeded by GP" if kind == "nnafc+gp" else ""))
+                run_jobs(jobs, self.panel, self.zoo, n_jobs=self.params.n_jobs,
+                         backend=self.params.backend, retries=self.params.retries,
+                         threads=self.params.threads, progress=self.params.progress)
         return self.inventory()
 
 
