@@ -74,6 +74,14 @@ def setup(
     simulated_stocks: int = 300,
 ) -> Chapter:
     """Load the chapter's panel (real data when configured, else the simulated market)."""
+    configure(seed, device)
+    panel = load(data, universe, start, end, seed, simulated_stocks)
+    return Chapter(panel=panel, device=device, seed=seed)
+
+
+def configure(seed: int = 0, device: str = "cpu") -> None:
+    """What every chapter does first (`setup` does it too): inline figures, the book's style, every
+    RNG seeded, the device checked. A chapter that reads the factor study calls this alone."""
     from nnafc.plotting import use_style
 
     _inline_figures()
@@ -81,8 +89,6 @@ def setup(
     seed_everything(seed)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but torch sees no CUDA device")
-    panel = load(data, universe, start, end, seed, simulated_stocks)
-    return Chapter(panel=panel, device=device, seed=seed)
 
 
 def load(data: str | None = None, universe: str = "csi300", start: str | None = None,

@@ -301,21 +301,29 @@ class Study:
             seconds = time.perf_counter() - t0
             factors = result.factors[: self.params.families[GP].factors]
             record = {name: _frame_record(getattr(result, name)) for name in GP_RECORDS}
-            self.zoo.save_set(key, factors, {"family": GP, "window": window, "seconds": seconds, **record})
+            self.zoo.save_set(key, factors, {"family": GP, "window": window, "seconds": seconds, **record,
+                                             "stopped_early": result.stopped_early,
+                                             "selected_on": result.selected_on})
             factors = self.zoo.load_set(key)
         if factors is not None:
             self._gp_cache[window] = factors
         return factors
 
-    def gp_search(self, window: int) -> dict[str, pd.DataFrame]:
-        """What the window's GP search recorded besides its formulas (`gp.GPResult`'s `table` of kept
-        formulas with train / valid IC, per-generation `history`, parent -> child `lineage` of the
-        last generations), as stored with the set; LookupError while the set is not built."""
-        key = self._gp_key(window)
-        if not self.zoo.has_set(key):
+    def gp_result(self, window: int, build: bool = False) -> Any:
+        """The window's GP search as stored with its set (`gp.GPResult`: the kept formulas, their
+        `table` with train / valid IC, per-generation `history`, the parent -> child `lineage` of the
+        last generations; `hall_of_fame` and `evaluated` are not kept, so they are empty)."""
+        from nnafc import gp
+
+        factors = self._gp_set(window, build)
+        if factors is None:
             raise LookupError(self._missing(GP, window))
-        meta = self.zoo.set_meta(key)
-        return {name: pd.DataFrame(**meta[name]) for name in GP_RECORDS}
+        meta = self.zoo.set_meta(self._gp_key(window))
+        frames = {name: pd.DataFrame(**meta[name]) for name in GP_RECORDS}
+        return gp.GPResult(factors=factors, hall_of_fame=pd.DataFrame(), evaluated=pd.DataFrame(),
+                           config=self._gp_config(window), seconds=float(meta["seconds"]),
+                           stopped_early=bool(meta["stopped_early"]), selected_on=meta["selected_on"],
+                           **frames)
 
     def _seeded(self, family: str, window: int, build: bool) -> list[tuple[Member, str | Factor]] | None:
         """The family's members on `window` with their seed factors; None while a GP-seeded family's

@@ -1,5 +1,5 @@
-"""Table 4's schemes on a small simulated market: all three built, measured on test days only,
-stored in and re-loaded from a zoo; the inheritance measures on constructed cases."""
+"""Table 4's schemes on a small simulated market: all three read from a tiny factor study built on
+it, measured on test days only; the inheritance measures on constructed cases."""
 
 from dataclasses import replace
 
@@ -8,13 +8,28 @@ import pandas as pd
 import pytest
 
 from nnafc import metrics, paper
-from nnafc.data import make_split
 from nnafc.evaluate import schemes
 from nnafc.simulate import simulate_market
+from nnafc.study import Study, load_params
 
 SIZES = {"n_train": 120, "n_valid": 20, "n_test": 40}
-SMALL = {"n_factors": 2, "gp_cfg": {"population": 24, "generations": 2},
-         "construct_cfg": {"epochs": 2, "pretrain_epochs": 1}}
+SEEDS = ["MA10", "RSI12"]
+
+
+def tiny_study(panel, root, starts, n_gp=2, n_seeded=2):
+    """A factor study on `panel` with the three schemes' families, built now (seconds)."""
+    import yaml
+
+    (root / "params").mkdir(parents=True, exist_ok=True)
+    path = root / "params" / "study.yaml"
+    path.write_text(yaml.safe_dump({
+        "train_starts": starts, **SIZES, "zoo": str(root / "zoo"), "n_jobs": 1, "progress": False,
+        "config": {"epochs": 2, "pretrain_epochs": 1},
+        "families": {"gp": {"factors": n_gp, "gp": {"population": 24, "generations": 2}},
+                     "fcn": {"factors": 2, "seeds": SEEDS}, "fcn+gp": {"factors": n_seeded}}}))
+    study = Study(load_params(path), panel)
+    study.build(log=lambda _: None)
+    return study
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +39,9 @@ def panel():
 
 @pytest.fixture(scope="module")
 def rolled(panel, tmp_path_factory):
-    zoo = tmp_path_factory.mktemp("zoo")
-    starts = schemes.window_starts(panel, ["a", "b"], **SIZES)
-    return schemes.rolling_schemes(panel, starts, zoo=zoo, **SMALL, **SIZES), zoo, starts
+    starts = [str(panel.dates[i].date()) for i in (schemes.LOOKBACK, schemes.LOOKBACK + SIZES["n_test"])]
+    study = tiny_study(panel, tmp_path_factory.mktemp("study"), starts)
+    return schemes.study_schemes(study), study, starts
 
 
 def test_every_scheme_has_its_factors(rolled):
@@ -37,7 +52,8 @@ def test_every_scheme_has_its_factors(rolled):
     # GP and NNAFC factors were seeded by the GP formulas, in order; Only NNAFC by the PK spread
     gp_names = [f.name for f in run.factors["Only GP"]]
     assert [f.meta["seed_factor"] for f in run.factors["GP and NNAFC"]] == gp_names
-    assert [f.meta["seed_factor"] for f in run.factors["Only NNAFC"]] == schemes.spread_pk_seeds(2)
+    assert [f.meta["seed_factor"] for f in run.factors["Only NNAFC"]] == SEEDS
+    assert [f.name for f in run.seeds["Only NNAFC"]] == SEEDS
 
 
 def test_rolling_table_has_each_window_and_the_mean(rolled):
@@ -82,12 +98,14 @@ def test_table4_reads_the_test_days(rolled):
                                   after.loc[gp_rows, ["train IC", "valid IC"]])
 
 
-def test_a_rerun_loads_the_constructed_factors_from_the_zoo(panel, rolled):
-    rolling, zoo, starts = rolled
-    again = schemes.rolling_schemes(panel, starts[-1:], zoo=zoo, **SMALL, **SIZES)
-    assert again.timings["from zoo"].tolist() == [4] and again.timings["constructed"].tolist() == [0]
-    window = list(again.runs)[0]
-    pd.testing.assert_frame_equal(again.table.loc[window], rolling.table.loc[window])
+def test_the_study_is_read_not_built_again(rolled):
+    rolling, study, _ = rolled
+    keys = sorted(study.zoo.keys())
+    again = schemes.study_schemes(study)  # build=False: reads the zoo only
+    assert sorted(study.zoo.keys()) == keys
+    assert (again.timings["from zoo"] == 4).all() and (again.timings["constructed"] == 0).all()
+    pd.testing.assert_frame_equal(again.table, rolling.table)
+    assert (again.timings["GP s"] > 0).all() and (again.timings["NNAFC s"] > 0).all()
 
 
 def test_inheritance_pairs_and_summary(rolled):
@@ -143,26 +161,10 @@ def test_value_corr_and_period_ic_on_known_values(panel):
     np.testing.assert_array_equal(*same)
 
 
-def test_spread_pk_seeds_and_window_starts(panel):
-    assert schemes.spread_pk_seeds(1) == ["MA5"]
-    assert len(set(schemes.spread_pk_seeds(10))) == 10
-    with pytest.raises(ValueError):
-        schemes.spread_pk_seeds(51)
-    starts = schemes.window_starts(panel, ["x"] * 5, **SIZES)  # simulated: as many as fit
-    positions = [panel.dates.get_loc(pd.Timestamp(s)) for s in starts]
-    span = sum(SIZES.values())
-    assert positions[0] == schemes.LOOKBACK and all(np.diff(positions) == SIZES["n_test"])
-    assert all(p + span < len(panel.dates) for p in positions)  # every window fits ...
-    # ... and no more would
-    assert len(starts) == 5 or positions[-1] + SIZES["n_test"] + span >= len(panel.dates)
-    assert schemes.window_starts(replace(panel, simulated=False), ["2016-01-01"]) == ["2016-01-01"]
-
-
-def test_fewer_nnafc_factors_than_gp_formulas(panel):
-    split = make_split(panel.dates, schemes.window_starts(panel, ["a"], **SIZES)[0], **SIZES)
-    run = schemes.run_schemes(panel, split, n_factors=3, gp_cfg=SMALL["gp_cfg"],
-                              construct_cfg=SMALL["construct_cfg"], n_nnafc=1)
-    assert [len(run.factors[s]) for s in schemes.SCHEMES] == [len(run.gp_result.factors), 1, 1]
+def test_fewer_nnafc_factors_than_gp_formulas(panel, tmp_path):
+    study = tiny_study(panel, tmp_path, [str(panel.dates[schemes.LOOKBACK].date())], n_gp=3, n_seeded=1)
+    run = schemes.study_run(study, 0)
+    assert [len(run.factors[s]) for s in schemes.SCHEMES] == [len(run.gp_result.factors), 1, 2]
     best_gp = run.factors["Only GP"][0].name
     assert run.factors["GP and NNAFC"][0].meta["seed_factor"] == best_gp
 

@@ -133,11 +133,13 @@ def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
 
 
 def test_gp_set_keeps_its_search_record(built) -> None:
-    record = built.gp_search(0)
+    result = built.gp_result(0)
     kept = built.factor_set("gp", 0)
-    assert list(record["table"]["name"])[: len(kept)] == [f.name for f in kept]
-    assert {"parent", "child", "parent_ic", "child_ic", "changed"} <= set(record["lineage"].columns)
-    assert len(record["history"]) >= 1
+    assert [f.name for f in result.factors] == [f.name for f in kept]
+    assert list(result.table["name"])[: len(kept)] == [f.name for f in kept]
+    assert {"parent", "child", "parent_ic", "child_ic", "changed"} <= set(result.lineage.columns)
+    assert result.lineage["changed"].dtype == bool and len(result.history) >= 1
+    assert result.config.history == built._gp_config(0).history
 
 
 def test_gp_seeded_family_wants_no_more_factors_than_gp_kept(built) -> None:

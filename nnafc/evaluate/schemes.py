@@ -11,8 +11,8 @@ length. GP and construction read that cut only up to the end of validation; the 
 read afterwards, to report. Nothing is chosen on test days: GP's formulas are picked on
 validation, construction keeps its best validation epoch, PK seeds are a fixed spread over PK 50.
 
-Constructed factors go to a zoo directory when one is given (content-addressed by seed, config,
-data and split), so a re-run of a chapter loads them instead of training them again.
+The factors come from the book's factor study (`nnafc.study`: its `gp`, `fcn+gp` and `fcn`
+families, built once and committed); `study_run` cuts one window of it, `measure` measures it.
 
 Also here: §3.1's argument that a GP child need not inherit its parent's IC (formulas 9 -> 10),
 measured on the GP run's own parent -> child records against NNAFC's seed -> factor updates.
@@ -21,55 +21,32 @@ measured on the GP run's own parent -> child records against NNAFC's seed -> fac
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import TqdmWarning
 
-from nnafc import construct, gp, metrics, pk
-from nnafc.data import Panel, Split, make_split, split_window
+from nnafc import gp, metrics, pk
+from nnafc.data import Panel, Split, split_window
 from nnafc.factor import Factor
 from nnafc.ops import average_ranks
 
 if TYPE_CHECKING:
     from nnafc.strategy.rolling import StrategyConfig
-    from nnafc.zoo import Zoo
+    from nnafc.study import Study
 
 SCHEMES = ("Only GP", "GP and NNAFC", "Only NNAFC")
 NNAFC_SCHEMES = SCHEMES[1:]
+SCHEME_FAMILIES = {"Only GP": "gp", "GP and NNAFC": "fcn+gp", "Only NNAFC": "fcn"}  # the study's families
 LOOKBACK = 150  # days of history kept before a window's training days: GP's 100-day warm-up,
 #   the 30-day input windows and the PK seeds' longest windows (61 days) all fit
 PAPER_FORMULAS = {  # §3.1's example of a GP edit: formula (9) -> formula (10)
     "(9)": "div(sub(high, low), volume)",
     "(10)": "div(sub(high, volume), volume)",
 }
-
-
-def window_starts(panel: Panel, train_starts: Sequence[str], n_train: int = 250, n_valid: int = 30,
-                  n_test: int = 90) -> list[str]:
-    """The windows' first training dates: `train_starts` on market data; on the simulated market
-    (whose calendar means nothing) as many of them as fit, `n_test` days apart after `LOOKBACK`."""
-    if not panel.simulated:
-        return list(train_starts)
-    span = n_train + n_valid + n_test
-    fit = [LOOKBACK + i * n_test for i in range(len(train_starts))]
-    fit = [i for i in fit if i + span < len(panel.dates)] or [max(0, len(panel.dates) - span - 1)]
-    return [str(panel.dates[i].date()) for i in fit]
-
-
-def spread_pk_seeds(n: int) -> list[str]:
-    """`n` PK 50 names spread evenly over the list (its families are contiguous), fixed in
-    advance so that no seed is chosen on data -- least of all on test days."""
-    names = list(pk.PK50)
-    if not 1 <= n <= len(names):
-        raise ValueError(f"need 1..{len(names)} PK seeds, got {n}")
-    return [names[int(i)] for i in np.linspace(0, len(names), n, endpoint=False)]
 
 
 # ----------------------------------------------------------------------------- building
@@ -105,62 +82,24 @@ class SchemeRun:
         self._values.clear()
 
 
-def _construct(seed: str | Factor, panel: Panel, split: Split, cfg: construct.ConstructConfig,
-               zoo: Zoo | None) -> tuple[Factor, bool]:
-    """One NNAFC factor, from the zoo when it holds it (True) or constructed now (and stored)."""
-    if zoo is None:
-        return construct.construct_factor(seed, None, panel, split, cfg), False
-    key = zoo.key(seed, cfg, panel, split)
-    if zoo.has(key):
-        return zoo.load(key, device=cfg.device), True
-    made = construct.construct_factor(seed, None, panel, split, cfg)
-    zoo.save(made, panel, split, key=key)
-    return made, False
-
-
-def run_schemes(panel: Panel, split: Split, n_factors: int = 10, gp_cfg: dict | None = None,
-                construct_cfg: dict | None = None, pk_seeds: Sequence[str] | None = None,
-                net: str = "fcn", zoo: str | Path | None = None, lookback: int = LOOKBACK,
-                n_nnafc: int | None = None) -> SchemeRun:
-    """Build the three schemes of §4.2 on one split (FCN, as the paper's Table 4).
-
-    GP returns up to `n_factors` formulas (fewer if its correlation filter leaves fewer); the
-    best `n_nnafc` of them by validation IC (default: all) each seed one "GP and NNAFC" factor.
-    "Only NNAFC" has `n_nnafc` (default `n_factors`) factors seeded by `pk_seeds` (default:
-    `spread_pk_seeds`). Construction `i` of a scheme uses the RNG seed `cfg.seed + i`.
-    """
-    from nnafc.zoo import Zoo  # lazily: the zoo pulls in torch.save / parquet
-
-    cfg = replace(construct.as_config(construct_cfg), net=net)
-    cut, cut_split = split_window(panel, split, lookback=lookback, horizon=cfg.horizon)  # the window's days
-    window = str(cut.dates[cut_split.train.start].date())
-    gcfg = gp.as_config({"horizon": cfg.horizon, "seed": cfg.seed, "device": cfg.device,
-                         **(gp_cfg or {}), "n_factors": n_factors})
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():  # tqdm.auto warns about missing ipywidgets inside a kernel
-        warnings.simplefilter("ignore", category=TqdmWarning)
-        gp_result = gp.run_gp(cut, cut_split, gcfg)
-    t_gp = time.perf_counter() - t0
-    gp_factors = gp_result.factors[:n_factors]
-    n_nn = n_factors if n_nnafc is None else n_nnafc
-    pk_factors = [pk.factor(name) for name in (pk_seeds or spread_pk_seeds(n_nn))[:n_nn]]
-    store = Zoo(zoo) if zoo is not None else None
-    built: dict[str, list[Factor]] = {}
-    reused = 0
-    for scheme, seeds in (("GP and NNAFC", gp_factors[:n_nn]), ("Only NNAFC", pk_factors)):
-        built[scheme] = []
-        for i, seed in enumerate(seeds):
-            seed_id = seed.name if seed.origin == "pk" else seed  # PK by name: the runner's zoo key
-            made, loaded = _construct(seed_id, cut, cut_split, replace(cfg, seed=cfg.seed + i), store)
-            built[scheme].append(made)
-            reused += loaded
-    return SchemeRun(
-        window=window, panel=cut, split=cut_split,
-        factors={"Only GP": gp_factors, **built},
-        seeds={"GP and NNAFC": gp_factors[:n_nn], "Only NNAFC": pk_factors},
-        gp_result=gp_result, horizon=cfg.horizon, reused=reused,
-        seconds={"gp": t_gp, "nnafc": time.perf_counter() - t0 - t_gp},
-    )
+def study_run(study: Study, window: int, build: bool = False,
+              families: Mapping[str, str] = SCHEME_FAMILIES) -> SchemeRun:
+    """One window's three schemes, read from the factor study (`nnafc.study`), on the window's own
+    cut of the study's panel. `families` maps each scheme to the study family that holds it; "GP and
+    NNAFC" factor i is seeded by the window's GP formula i, "Only NNAFC" by its PK seed factor.
+    A missing factor is a LookupError naming the build command, unless `build`."""
+    split = study.windows()[window]
+    factors = {scheme: study.factor_set(families[scheme], window, build) for scheme in SCHEMES}
+    gp_result = study.gp_result(window)
+    horizon = study.params.families[families["Only NNAFC"]].config.horizon
+    cut, cut_split = split_window(study.panel, split, lookback=LOOKBACK, horizon=horizon)
+    seeds = {"GP and NNAFC": gp_result.factors[: len(factors["GP and NNAFC"])],
+             "Only NNAFC": [pk.factor(f.meta["seed_factor"]) for f in factors["Only NNAFC"]]}
+    built = sum(float(f.meta.get("seconds") or 0.0) for s in NNAFC_SCHEMES for f in factors[s])
+    return SchemeRun(window=str(cut.dates[cut_split.train.start].date()), panel=cut, split=cut_split,
+                     factors=factors, seeds=seeds, gp_result=gp_result, horizon=horizon,
+                     reused=sum(len(factors[s]) for s in NNAFC_SCHEMES),
+                     seconds={"gp": gp_result.seconds, "nnafc": built})
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -362,16 +301,19 @@ class Rolling:
         return self.table.loc["mean"]
 
 
-def rolling_schemes(panel: Panel, train_starts: Sequence[str], n_factors: int = 10,
-                    gp_cfg: dict | None = None, construct_cfg: dict | None = None,
-                    zoo: str | Path | None = None, diversity_days: int = 20, seed: int = 0,
-                    max_gp_pairs: int = 100, n_nnafc: int | None = None, **sizes: int) -> Rolling:
-    """Run and measure the three schemes on one 250/30/90 window (`sizes`) per training start
-    (`n_factors` GP formulas, `n_nnafc` NNAFC factors per NNAFC scheme; see `run_schemes`)."""
-    frames, per_factor, pairs, formulas, timings, runs = {}, [], [], [], [], {}
-    for start in train_starts:
-        run = run_schemes(panel, make_split(panel.dates, start, **sizes), n_factors, gp_cfg,
-                          construct_cfg, zoo=zoo, n_nnafc=n_nnafc)
+def study_schemes(study: Study, build: bool = False, diversity_days: int = 20, seed: int = 0,
+                  max_gp_pairs: int = 100, families: Mapping[str, str] = SCHEME_FAMILIES) -> Rolling:
+    """Table 4 on every window of the factor study (`study_run`, then `measure`)."""
+    return measure((study_run(study, w, build, families) for w in range(len(study.windows()))),
+                   diversity_days, seed, max_gp_pairs)
+
+
+def measure(runs: Iterable[SchemeRun], diversity_days: int = 20, seed: int = 0,
+            max_gp_pairs: int = 100) -> Rolling:
+    """Measure each window's schemes out of sample (`factor_ics`, `scheme_table`, `inheritance`),
+    one window at a time (its memoised values are released before the next is read)."""
+    frames, per_factor, pairs, formulas, timings, kept = {}, [], [], [], [], {}
+    for run in runs:
         t0 = time.perf_counter()
         ics = factor_ics(run)
         frames[run.window] = scheme_table(run, ics, diversity_days, seed)
@@ -383,7 +325,7 @@ def rolling_schemes(panel: Panel, train_starts: Sequence[str], n_factors: int = 
                         "measure s": time.perf_counter() - t0, "from zoo": run.reused,
                         "constructed": sum(len(run.factors[s]) for s in NNAFC_SCHEMES) - run.reused})
         run.release()
-        runs[run.window] = run
+        kept[run.window] = run
     table = pd.concat(frames, names=["window"])
     mean = table.groupby(level="scheme", sort=False).mean()
     table = pd.concat([table, pd.concat({"mean": mean}, names=["window"])])
@@ -391,7 +333,7 @@ def rolling_schemes(panel: Panel, train_starts: Sequence[str], n_factors: int = 
     return Rolling(table=table, per_factor=pd.concat(per_factor, ignore_index=True),
                    pairs=pd.concat(pairs, ignore_index=True),
                    formulas=pd.concat(formulas, ignore_index=True)[cols],
-                   timings=pd.DataFrame(timings).set_index("window"), runs=runs)
+                   timings=pd.DataFrame(timings).set_index("window"), runs=kept)
 
 
 def strategy_returns(rolling: Rolling, cfg: StrategyConfig, data: str | None = None,

@@ -216,7 +216,13 @@ def run_gp(panel: Panel, split: Split, cfg: GPConfig | dict | None = None) -> GP
     Reads prices up to the end of the validation period only (labels cut there); the search
     itself reads nothing after the last training day.
     """
-    from tqdm.auto import tqdm  # progress is optional and cheap to import lazily
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():  # tqdm.auto warns about missing ipywidgets inside a kernel
+        warnings.simplefilter("ignore", category=TqdmWarning)
+        from tqdm.auto import tqdm  # progress is optional and cheap to import lazily
 
     cfg = as_config(cfg)
     t0 = time.perf_counter()
