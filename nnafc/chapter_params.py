@@ -127,18 +127,6 @@ def _net(v: Any) -> str | None:
     return None if isinstance(v, str) and v in nets.names() else f"must be one of {nets.names()}"
 
 
-def _construct_config(v: Any) -> str | None:
-    from nnafc.construct import ConstructConfig
-
-    if not isinstance(v, dict):
-        return "must be a mapping of nnafc.construct.ConstructConfig settings"
-    try:
-        ConstructConfig.from_dict(v)
-    except (ValueError, TypeError) as exc:
-        return f"is not a valid construct config: {exc}"
-    return None
-
-
 def _xgb_grid(v: Any) -> str | None:
     rules = {"max_depth": _each(_int(1)), "learning_rate": _each(_real(0, lo_open=True)),
              "n_estimators": _each(_int(1))}
@@ -179,7 +167,6 @@ RULES: dict[str, Rule] = {
     "max_depth": _each(_int(1)), "n_estimators": _each(_int(1)),
     "pretrain_epochs": _int(0), "max_gp_pairs": _int(0),
     "factors": _each(_pk_name), "construct_seed": _pk_name, "structures": _each(_net), "construct_net": _net,
-    "construct": _construct_config,
     "quality_family": lambda v: None if isinstance(v, str) and v else "must be a family name (string)",
     "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"),
     "table5_windows": _table5_windows, "protocol_params": _params_file("protocol"),

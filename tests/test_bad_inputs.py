@@ -257,7 +257,10 @@ BOOK_CASES = [
     ({"kernel": {"factors": ["MA20", "NOPE"]}}, "factors entry 'NOPE' is not a PK factor"),
     ({"real_world": {"table5_windows": [7]}}, "table5_windows entries must be in 0..3"),
     ({"real_world": {"benchmark": "SPX"}}, "benchmark must be one of ['ZZ500', 'HS300']"),
-    ({"gp_vs_nnafc": {"construct": {"epoch": 2}}}, "unknown construct config key 'epoch'"),
+    ({"gp_vs_nnafc": {"study": "params/nope.yaml"}},
+     "chapter 'gp_vs_nnafc': study must be null or the path of an existing study parameter file (YAML)"),
+    ({"pretraining": {"quality_family": "gp"}},
+     "chapter 'pretraining': quality_family 'gp' is not a network family of the study"),
     ({"chapters": ["kernel", "../../x/evil"]}, "unknown chapter '../../x/evil'"),
 ]
 
