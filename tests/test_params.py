@@ -62,7 +62,8 @@ def test_every_chapter_default_and_shipped_value_passes_the_checks(name):
 
     for chapter in book.chapters():
         defaults = chapter_params.declared(book.chapter_source(chapter))
-        assert {"data", "seed", "device", "universe"} <= set(defaults)
+        assert {"data", "seed", "device"} <= set(defaults)
+        assert {"universe", "study"} & set(defaults)  # its own universe, or the factor study's
         chapter_params.check(chapter, defaults, defaults)  # a chapter's own defaults are valid
     params = load_params(ROOT / "params" / f"{name}.yaml")
     for chapter in params.chapters:
