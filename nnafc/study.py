@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
@@ -42,9 +42,12 @@ from nnafc.construct import ConstructConfig
 from nnafc.data.panel import DataError, Panel
 from nnafc.data.splits import Split, make_split, split_window
 from nnafc.factor import Factor
-from nnafc.params import ParamsError, check_keys, read_mapping
+from nnafc.params import ROOT, ParamsError, check_keys, read_mapping
 
-DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "params" / "study.yaml"  # the book's study
+if TYPE_CHECKING:
+    from nnafc.gp import GPResult
+
+DEFAULT_PARAMS = ROOT / "params" / "study.yaml"  # the book's study
 GP = "gp"
 GP_SEEDED = "+gp"  # suffix of a family whose networks are seeded by the window's GP formulas
 GP_RECORDS = ("table", "history", "lineage")  # GPResult frames kept with a study's GP set (Table 4's
@@ -309,7 +312,7 @@ class Study:
             self._gp_cache[window] = factors
         return factors
 
-    def gp_result(self, window: int, build: bool = False) -> Any:
+    def gp_result(self, window: int, build: bool = False) -> GPResult:
         """The window's GP search as stored with its set (`gp.GPResult`: the kept formulas, their
         `table` with train / valid IC, per-generation `history`, the parent -> child `lineage` of the
         last generations; `hall_of_fame` and `evaluated` are not kept, so they are empty)."""

@@ -33,6 +33,7 @@ import pandas as pd
 from nnafc import construct, metrics
 from nnafc.data import Panel, Split, make_split
 from nnafc.evaluate.quality import quality_run
+from nnafc.params import ROOT
 
 SELECTION_STARTS = ("2012-01-01", "2013-01-01", "2014-01-01", "2015-01-01")  # choose here
 CONFIRMATION_STARTS = ("2016-01-01", "2017-01-01", "2018-01-01", "2019-01-01")  # report here, once
@@ -299,7 +300,7 @@ STAGES = {  # the panel each stage reads: history for the longest candidate spli
     "selection": {"starts": SELECTION_STARTS, "period": ("2010-03-01", "2016-12-31")},
     "confirmation": {"starts": CONFIRMATION_STARTS, "period": ("2014-06-01", "2020-12-31")},
 }
-DEFAULT_PARAMS = Path(__file__).resolve().parents[2] / "params" / "protocol.yaml"  # the repository's
+DEFAULT_PARAMS = ROOT / "params" / "protocol.yaml"  # the repository's
 TOP_KEYS = ("data", "zoo", "net", "n_jobs", "universes", "confirm")
 UNIVERSE_KEYS = ("candidates", "seeds", "ensemble")
 
