@@ -5,11 +5,12 @@
   network on it, prune, train on rank IC).
 - **Only NNAFC**: NNAFC constructions seeded by prior-knowledge factors (`nnafc.pk`).
 
-Each window is cut to its own span (`split_window`: 150 days of history before training, the
-label horizon after the test days), so a window costs what it needs, whatever the panel's
-length. GP and construction read that cut only up to the end of validation; the test days are
-read afterwards, to report. Nothing is chosen on test days: GP's formulas are picked on
-validation, construction keeps its best validation epoch, PK seeds are a fixed spread over PK 50.
+Each window is measured on its own cut of the study's panel (`split_window`: 150 days of
+history before training, the label horizon after the test days), so a window costs what it
+needs, whatever the panel's length. GP and construction read only up to the end of validation;
+the test days are read afterwards, to report. Nothing is chosen on test days: GP's formulas are
+picked on validation, construction keeps its best validation epoch, and the PK seed factors are
+the study's fixed spread over its seed list.
 
 The factors come from the book's factor study (`nnafc.study`: its `gp`, `fcn+gp` and `fcn`
 families, built once and committed); `study_run` cuts one window of it, `measure` measures it.
