@@ -67,6 +67,8 @@ class ConstructConfig:
     pretrain_epochs: int = 10  # passes over the training days; 0 skips pre-training (random init)
     pretrain_lr: float = 1e-3  # Adam step size of the MSE fit
     pretrain_q: int = 5  # trading days (all their stocks) per MSE step: whole days, as crossconv needs
+    pretrain_stock_fraction: float = 1.0  # share of each step's stocks fitted (a random subset per
+    #   step, as stock_fraction): mimicking a seed needs far fewer rows than a pass over every stock
     target_norm: str = "pooled"  # seed z-scored over all training rows ("pooled") or per day
     #   ("cross_section"); pooled is the one a per-stock net can fit (MA10 error rate 0.04 vs 0.9)
     target_clip: float = 3.0  # seed z-scores clipped at ±3: §3.3 removes outliers so MSE fits the bulk
@@ -120,9 +122,10 @@ class ConstructConfig:
         _check_float("prune_rate", self.prune_rate, positive=False)
         if self.prune_rate >= 1:
             raise ValueError(f"prune_rate must be in [0, 1), got {self.prune_rate}")
-        _check_float("stock_fraction", self.stock_fraction, positive=True)
-        if self.stock_fraction > 1:
-            raise ValueError(f"stock_fraction must be in (0, 1], got {self.stock_fraction}")
+        for name in ("stock_fraction", "pretrain_stock_fraction"):
+            _check_float(name, getattr(self, name), positive=True)
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
         if self.target_norm not in TARGET_NORMS:
@@ -416,6 +419,7 @@ def pretrain(net: nn.Module, windows: Windows, target: np.ndarray | torch.Tensor
     train = DaySet(windows, standardise_target(ref, windows.day, cfg.target_clip, cfg.target_norm), device)
     days = np.flatnonzero(torch.isfinite(train.label).any(1).cpu().numpy())
     rng = np.random.default_rng([cfg.seed, 1])
+    gen = torch.Generator(device=train.index.device).manual_seed(cfg.seed)  # the stock subsets
     opt = torch.optim.Adam(net.parameters(), lr=cfg.pretrain_lr)
     curve = []
     net.train()
@@ -423,10 +427,14 @@ def pretrain(net: nn.Module, windows: Windows, target: np.ndarray | torch.Tensor
         order, total, count = rng.permutation(days), 0.0, 0
         for b in np.array_split(order, max(1, math.ceil(len(order) / cfg.pretrain_q))):
             y = train.label[b]  # (q, n)
+            keep = None
+            if cfg.pretrain_stock_fraction < 1:
+                keep = torch.rand(y.shape, generator=gen, device=y.device) < cfg.pretrain_stock_fraction
+                y = torch.where(keep, y, torch.full_like(y, float("nan")))
             ok = torch.isfinite(y)
             if not ok.any():
                 continue
-            err = (train.forward(net, b) - torch.nan_to_num(y))[ok]  # (r,)
+            err = (train.forward(net, b, keep) - torch.nan_to_num(y))[ok]  # (r,)
             loss = err.square().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()

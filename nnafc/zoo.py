@@ -45,6 +45,8 @@ from nnafc.files import atomic_path
 
 FORMAT = 2  # bump when the on-disk layout or the meaning of a stored factor changes
 NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
+HASHED_IF_SET = {"pretrain_stock_fraction": 1.0}  # fields added after FORMAT 2: hashed only when not
+#   at this default (which is the behaviour before they existed), so existing keys stay valid
 FILES = ("weights.pt", "masks.npz", "standardiser.npz", "meta.json", "values.parquet")
 # (zoos written before masks were packed hold masks.pt, bool tensors: still read)
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"  # no "-" in it
@@ -91,7 +93,8 @@ def describe(seed: str | Factor, cfg: ConstructConfig | dict | None, panel: Pane
         "format": FORMAT,
         "code": nnafc.__version__,
         "seed_factor": seed_id,
-        "config": {k: v for k, v in cfg.to_dict().items() if k not in NOT_HASHED},
+        "config": {k: v for k, v in cfg.to_dict().items()
+                   if k not in NOT_HASHED and not (k in HASHED_IF_SET and v == HASHED_IF_SET[k])},
         "data": {
             "fingerprint": panel_fingerprint(panel, split.test.stop),
             "universe": panel.universe,

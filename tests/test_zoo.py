@@ -16,7 +16,7 @@ from nnafc import metrics, pk
 from nnafc.construct import ConstructConfig, construct_factor
 from nnafc.data import Panel, load_panel, make_split
 from nnafc.gp import factor_from_formula
-from nnafc.zoo import FILES, Zoo, factor_key
+from nnafc.zoo import FILES, Zoo, describe, factor_key
 
 SIZES = {"n_train": 60, "n_valid": 15, "n_test": 15}
 TINY = {"m": 10, "net_cfg": {"hidden": [8]}, "pretrain_epochs": 1, "epochs": 2, "q": 10}
@@ -64,6 +64,14 @@ def test_key_is_a_content_hash(panel, split, cfg) -> None:
     later = {k: v.copy() for k, v in panel.fields.items()}
     later["close"][split.test.stop:] *= 1.01  # data after the test period: the same factor
     assert key == factor_key("RSI12", cfg, replace(panel, fields=later), split)
+
+
+def test_a_field_added_later_keeps_old_keys_at_its_default(panel, split, cfg) -> None:
+    """pretrain_stock_fraction came after FORMAT 2: at 1.0 (the old behaviour) the key is the old one."""
+    old = describe("RSI12", cfg, panel, split)["config"]
+    assert "pretrain_stock_fraction" not in old
+    assert factor_key("RSI12", cfg, panel, split) != factor_key(
+        "RSI12", replace(cfg, pretrain_stock_fraction=0.5), panel, split)
 
 
 def test_save_load_round_trip(tmp_path, panel, split, cfg, factor) -> None:
