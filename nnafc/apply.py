@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from nnafc.data.locate import source_for
 from nnafc.data.panel import FIELDS, DataError, Panel
 from nnafc.factor import Factor
+from nnafc.progress import bar as progress_bar
 
 PK_MEMORY = 4  # PK warm-up = 4 x its window: an EMA keeps (1 - 2/(N+1))^(4N) ~ e^-8 of its start value
 CALENDAR_PAD = 20  # extra calendar days read before the warm-up (holidays: Spring Festival, National Day)
@@ -241,12 +242,10 @@ def apply_factors(factors: Sequence[Factor], data: str | os.PathLike, start, end
     warmup = max(warmup_days(f) for f in factors)
     panel, day0 = load_with_warmup(source, start, end, warmup, universe, first)
 
-    from tqdm.auto import tqdm
-
     keep = panel.in_universe[day0:]  # (D, N)
     values = {}
-    for name, f in tqdm(list(zip(columns, factors, strict=True)), desc="factors", unit="factor",
-                        disable=not progress):
+    for name, f in progress_bar(list(zip(columns, factors, strict=True)), desc="factors", unit="factor",
+                                disable=not progress):
         v = f.values(panel)[day0:]  # (D, N) causal: day t reads days <= t
         values[name] = np.where(keep, v, np.nan).astype(np.float32)
         if not np.isfinite(values[name]).any():

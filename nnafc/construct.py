@@ -43,6 +43,7 @@ from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.data.windows import Standardiser, Windows, period_labels
 from nnafc.factor import Factor
+from nnafc.progress import bar as progress_bar
 
 LOSSES = ("kernel", "softrank")
 NORMALISATIONS = ("window", "train_zscore")
@@ -844,9 +845,7 @@ def _device_of(net: nn.Module) -> torch.device:
 def _progress(it: range, cfg: ConstructConfig, desc: str) -> Any:
     if not cfg.progress:
         return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=desc, leave=False)
+    return progress_bar(it, desc=desc, leave=False)
 
 
 def _jsonable_meta(value: Any) -> Any:

@@ -30,6 +30,7 @@ from nnafc.data.kinds import count_kinds
 from nnafc.data.locate import data_dir, source_for, stock_pattern
 from nnafc.data.panel import PRICE_FIELDS, DataError
 from nnafc.data.sources import load_panel, source_codes
+from nnafc.progress import bar as progress_bar
 
 DEFAULT_URL = "https://github.com/chenditc/investment_data/releases/latest/download/qlib_bin.tar.gz"
 DEFAULT_DIR = Path("~/.qlib/qlib_data/cn_data")  # where qlib itself looks by default
@@ -107,15 +108,13 @@ def _occupied(path: Path) -> bool:
 def _fetch(url: str, dest: Path, sha256: str | None, expected_size: int | None, progress: bool,
            timeout: float) -> None:
     """Stream `url` into `dest`, hashing as it goes; DataError (file removed) on any mismatch."""
-    from tqdm.auto import tqdm
-
     digest = hashlib.sha256()
     done = 0
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+            bar = progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024,
                        desc=Path(url).name or "download", disable=not progress)
             with open(dest, "wb") as out, bar:
                 while chunk := response.read(CHUNK):

@@ -29,6 +29,7 @@ from nnafc.construct import ConstructConfig, as_config, construct_factor
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.factor import Factor
+from nnafc.progress import bar as progress_bar
 from nnafc.zoo import Zoo, factor_key
 
 BACKENDS = ("local", "ray")
@@ -279,11 +280,4 @@ def _ray_task(job: Job, panel: Panel, root: str, threads: int | None) -> tuple[s
 
 
 def _bar(total: int, progress: bool) -> Any:
-    import warnings
-
-    from tqdm import TqdmWarning
-
-    with warnings.catch_warnings():  # tqdm.auto warns about missing ipywidgets inside a kernel
-        warnings.simplefilter("ignore", category=TqdmWarning)
-        from tqdm.auto import tqdm
-    return tqdm(total=total, desc="factors", unit="job", disable=not progress)
+    return progress_bar(total=total, desc="factors", unit="job", disable=not progress)

@@ -29,6 +29,7 @@ from nnafc.gp.config import GPConfig, as_config
 from nnafc.gp.fitness import WORST, Block, train_block, tree_fitness
 from nnafc.gp.formula import primitive_set
 from nnafc.gp.selection import select
+from nnafc.progress import bar as progress_bar
 
 __all__ = ["Individual", "gen_full", "gen_grow", "gen_half_and_half", "cx_one_point", "GPResult",
            "run_gp"]
@@ -216,14 +217,6 @@ def run_gp(panel: Panel, split: Split, cfg: GPConfig | dict | None = None) -> GP
     Reads prices up to the end of the validation period only (labels cut there); the search
     itself reads nothing after the last training day.
     """
-    import warnings
-
-    from tqdm import TqdmWarning
-
-    with warnings.catch_warnings():  # tqdm.auto warns about missing ipywidgets inside a kernel
-        warnings.simplefilter("ignore", category=TqdmWarning)
-        from tqdm.auto import tqdm  # progress is optional and cheap to import lazily
-
     cfg = as_config(cfg)
     t0 = time.perf_counter()
     block = train_block(panel, split, cfg)
@@ -245,8 +238,8 @@ def run_gp(panel: Panel, split: Split, cfg: GPConfig | dict | None = None) -> GP
         lookups = (block.evaluator.hits, block.evaluator.misses)
         pop = [tb.individual() for _ in range(cfg.population)]
         log(0, pop, search.evaluate(pop, 0), lookups)
-        bar = tqdm(range(1, cfg.generations + 1), desc="GP", disable=not cfg.progress, leave=False)
-        for gen in bar:
+        gens = progress_bar(range(1, cfg.generations + 1), desc="GP", disable=not cfg.progress, leave=False)
+        for gen in gens:
             if cfg.time_budget_s is not None and time.perf_counter() - t0 > cfg.time_budget_s:
                 stopped = True
                 break
@@ -258,8 +251,8 @@ def run_gp(panel: Panel, split: Split, cfg: GPConfig | dict | None = None) -> GP
                 r["child_ic"] = pop[r.pop("_i")].fitness.values[0]
             lineage.extend(records)
             log(gen, pop, new, lookups)
-            bar.set_postfix(best=f"{history[-1]['best']:.4f}")
-        bar.close()
+            gens.set_postfix(best=f"{history[-1]['best']:.4f}")
+        gens.close()
     cache_info = {"capacity": block.evaluator.capacity, "hits": block.evaluator.hits,
                   "misses": block.evaluator.misses}
     block.evaluator.clear()  # free the training cache before validation
