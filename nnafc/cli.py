@@ -70,7 +70,7 @@ def _data_check(args: argparse.Namespace) -> int:
 
 
 def _construct(args: argparse.Namespace) -> int:
-    from nnafc.study import is_study_file
+    from nnafc.study_params import is_study_file
 
     if is_study_file(args.params):  # `nnafc construct --params params/study.yaml` builds the study
         if args.out is not None:
