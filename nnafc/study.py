@@ -288,7 +288,8 @@ class Study:
         """Construct what is missing (GP sets first: they seed the `+gp` families); returns `inventory()`.
 
         Resumable: what is in the zoo is skipped. `max_minutes` stops starting new work after that
-        much wall time (a piece of a long build); run it again to continue.
+        much wall time (a piece of a long build: jobs then start in rounds of two per worker, so a
+        piece overruns by at most one round, and always does at least one); run it again to continue.
         """
         from nnafc.runner import Job, run_jobs
 
@@ -300,10 +301,10 @@ class Study:
             self._window(w)
         rank = {"gp": 0, "nnafc": 1, "nnafc+gp": 2}  # GP sets first: they seed the "+gp" families
         order = sorted(families, key=lambda f: rank[self.params.families[f].kind])
-        t0 = time.monotonic()
+        t0, started = time.monotonic(), False
 
-        def out_of_time() -> bool:
-            return max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes
+        def out_of_time() -> bool:  # a piece always does one round of work: every run makes progress
+            return started and max_minutes is not None and time.monotonic() - t0 > 60 * max_minutes
 
         for family in order:
             kind = self.params.families[family].kind
@@ -315,14 +316,22 @@ class Study:
                     if not self.zoo.has_set(self._gp_key(window)):
                         log(f"GP search: window {window}")
                         self._gp_set(window, build=True)
+                        started = True
                     continue
                 seeded = self._seeded(family, window, build=True)  # a "+gp" family: its GP set first
                 jobs = [Job(seed, m.config.net, self._window(window), m.config) for m, seed in seeded]
                 log(f"{family}: window {window}, {len(jobs)} factors"
                     + (", seeded by GP" if kind == "nnafc+gp" else ""))
-                run_jobs(jobs, self.panel, self.zoo, n_jobs=self.params.n_jobs,
-                         backend=self.params.backend, retries=self.params.retries,
-                         threads=self.params.threads, progress=self.params.progress)
+                # with a time limit, jobs go out in rounds of 2 per worker so a piece ends near it
+                step = len(jobs) if max_minutes is None else 2 * self.params.n_jobs
+                for first in range(0, len(jobs), step):
+                    if out_of_time():
+                        log(f"stopping after {max_minutes} min; run the same command again to continue")
+                        return self.inventory()
+                    run_jobs(jobs[first:first + step], self.panel, self.zoo, n_jobs=self.params.n_jobs,
+                             backend=self.params.backend, retries=self.params.retries,
+                             threads=self.params.threads, progress=self.params.progress)
+                    started = True
         return self.inventory()
 
 

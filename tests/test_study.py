@@ -189,6 +189,16 @@ def test_build_resumes_and_changed_config_is_never_used(built, tmp_path) -> None
         other.factor_set("fcn", 0)
 
 
+def test_a_timed_piece_does_one_round_then_stops_and_the_next_resumes(tmp_path, data_dir) -> None:
+    path = _write(tmp_path / "study.yaml", families={"fcn": {"factors": 3, "seeds": ["MA10"]}})
+    study = Study.load(path, data=data_dir)
+    logs: list[str] = []
+    piece = study.build(max_minutes=0, log=logs.append)  # one round: two jobs for one worker
+    assert int(piece["present"].sum()) == 2 and int(piece["missing"].sum()) == 1
+    assert any("run the same command again" in line for line in logs)
+    assert int(study.build(log=lambda _: None)["present"].sum()) == 3
+
+
 def test_committed_study_factors_reproduce_their_validation_ic(data_dir) -> None:
     """Every committed family: one factor per window recomputed on the shared data."""
     params = load_params(REPO / "params" / "study.yaml")
