@@ -68,6 +68,9 @@ class ConstructConfig:
     pretrain_epochs: int = 10  # passes over the training days; 0 skips pre-training (random init)
     pretrain_lr: float = 1e-3  # Adam step size of the MSE fit
     pretrain_q: int = 5  # trading days (all their stocks) per MSE step: whole days, as crossconv needs
+    report_every: int = 1  # the train-set measures reported in meta (the mimic fit, train rank ICs)
+    #   read every k-th training day: on a large universe they cost a pass over every training row
+    #   per net; the factor itself does not change
     pretrain_stock_fraction: float = 1.0  # share of each step's stocks fitted (a random subset per
     #   step, as stock_fraction): mimicking a seed needs far fewer rows than a pass over every stock
     target_norm: str = "pooled"  # seed z-scored over all training rows ("pooled") or per day
@@ -110,7 +113,7 @@ class ConstructConfig:
             raise ValueError(f"net_cfg must be a mapping of {self.net} config keys, got {self.net_cfg!r}")
         nets.make_config(self.net, **self.net_cfg)  # unknown keys / bad values fail here, not mid-run
         for name in ("m", "horizon", "pretrain_q", "epochs", "q", "patience", "batch_rows",
-                     "valid_smoothing"):
+                     "valid_smoothing", "report_every"):
             _check_int(name, getattr(self, name), 1)
         _check_int("pretrain_epochs", self.pretrain_epochs, 0)
         _check_int("seed", self.seed, 0)
@@ -249,6 +252,19 @@ class DaySet:
         finally:
             net.train(was)
         return torch.cat(outs) if outs else self.x.new_zeros(0)
+
+    def every(self, k: int) -> DaySet:
+        """The DaySet of every k-th of these days (labels and base kept); itself when k == 1."""
+        if k == 1:
+            return self
+        rows = torch.from_numpy(np.flatnonzero(np.isin(self.windows.day.numpy(), self.days[::k])))
+        w = self.windows
+        sub = DaySet(Windows(w.x[rows], w.day[rows], w.stock[rows]), None, str(self.index.device))
+        if self.label is not None:
+            sub.label = sub.pad(self.label[self.valid][rows.to(self.index.device)])  # row order = valid order
+        if self.base is not None:
+            sub.base = self.base[rows.to(self.base.device)]
+        return sub
 
 
 def _day_chunks(counts: np.ndarray, batch_rows: int) -> Iterator[np.ndarray]:
@@ -442,7 +458,7 @@ def pretrain(net: nn.Module, windows: Windows, target: np.ndarray | torch.Tensor
             opt.step()
             total, count = total + float(loss.detach()) * int(ok.sum()), count + int(ok.sum())
         curve.append(total / max(count, 1))
-    fit_train = _mimic(net, train, cfg)
+    fit_train = _mimic(net, train.every(cfg.report_every), cfg)
     fit_test = (float("nan"),) * 3 + (0,)
     if holdout is not None:
         hw, ht = holdout
@@ -762,19 +778,20 @@ def construct_factor(seed: str | Factor, net: str | None, panel: Panel, split: S
             for ds in (data.train, data.valid):
                 set_base(ds, scores, sign * cfg.residual)
         pretrained_net = copy.deepcopy(model)  # the seed's mimic, kept to report its test IC at the end
-        pretrained = {"train": _ic_of(model, data.train, cfg), "valid": _ic_of(model, data.valid, cfg)}
+        report_train = data.train.every(cfg.report_every)  # after set_base: the subset keeps the base
+        pretrained = {"train": _ic_of(model, report_train, cfg), "valid": _ic_of(model, data.valid, cfg)}
         training = train_ic(model, data, cfg, masks=masks, pool=pool_cut)
     model.eval()
     scorer = NetScorer(model, data.standardiser, cfg.device, cfg.batch_rows, masks=masks,
                        base=seed_f if cfg.residual else None, base_weight=sign * cfg.residual)
     construct_seconds = time.perf_counter() - t0
     # ---- the network is final; from here on the test days may be read, for reporting only
-    constructed = {"train": _ic_of(model, data.train, cfg), "valid": _ic_of(model, data.valid, cfg)}
+    constructed = {"train": _ic_of(model, report_train, cfg), "valid": _ic_of(model, data.valid, cfg)}
     test = _test_set(panel, split, data.standardiser, cfg)
     seed_full = seed_f.values(panel) if test is not None else seed_cut
     if test is not None and cfg.residual:
         set_base(test, base_scores(seed_full), sign * cfg.residual)
-    seed_ic = {k: _values_ic(seed_full, ds) for k, ds in (("train", data.train), ("valid", data.valid))}
+    seed_ic = {k: _values_ic(seed_full, ds) for k, ds in (("train", report_train), ("valid", data.valid))}
     pretrained["test"] = _ic_of(pretrained_net, test, cfg) if test is not None else float("nan")
     constructed["test"] = _ic_of(model, test, cfg) if test is not None else float("nan")
     seed_ic["test"] = _values_ic(seed_full, test) if test is not None else float("nan")

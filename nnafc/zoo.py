@@ -45,8 +45,8 @@ from nnafc.files import atomic_path
 
 FORMAT = 2  # bump when the on-disk layout or the meaning of a stored factor changes
 NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
-HASHED_IF_SET = {"pretrain_stock_fraction": 1.0}  # fields added after FORMAT 2: hashed only when not
-#   at this default (which is the behaviour before they existed), so existing keys stay valid
+HASHED_IF_SET = {"pretrain_stock_fraction": 1.0, "report_every": 1}  # fields added after FORMAT 2:
+#   hashed only when not at this default (the behaviour before they existed): existing keys stay valid
 FILES = ("weights.pt", "masks.npz", "standardiser.npz", "meta.json", "values.parquet")
 # (zoos written before masks were packed hold masks.pt, bool tensors: still read)
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"  # no "-" in it

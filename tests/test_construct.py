@@ -382,3 +382,16 @@ def test_ic_training_finds_the_planted_signals() -> None:
     assert ic["seed_factor"]["train"] < 0 and ic["seed_factor"]["test"] < 0
     assert ic["constructed"]["train"] > 0 and ic["constructed"]["test"] > 0
     assert ic["constructed"]["test"] > ic["pretrained"]["test"]
+
+
+def test_report_every_measures_a_day_subset_and_keeps_the_factor(panel, split, cfg) -> None:
+    data = prepare(panel, split, cfg)
+    sub = data.train.every(3)
+    assert list(sub.days) == list(data.train.days[::3]) and data.train.every(1) is data.train
+    rows = np.isin(data.train.windows.day.numpy(), sub.days)
+    assert torch.equal(sub.windows.x, data.train.windows.x[torch.from_numpy(rows)])
+    assert torch.equal(sub.label.nan_to_num(9), data.train.label[::3, : sub.label.shape[1]].nan_to_num(9))
+    full, every = (construct_factor("MA10", None, panel, split, replace(cfg, report_every=k)) for k in (1, 3))
+    assert np.array_equal(full.values(panel), every.values(panel), equal_nan=True)  # the same network
+    assert full.meta["ic"]["constructed"]["valid"] == every.meta["ic"]["constructed"]["valid"]
+    assert full.meta["ic"]["constructed"]["train"] != every.meta["ic"]["constructed"]["train"]
