@@ -267,6 +267,16 @@ class DaySet:
         return sub
 
 
+def stock_subset(y: torch.Tensor, fraction: float,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A seeded random `fraction` of each batch day's stocks: `(q, n)` labels with the others NaN,
+    and the `(q, n)` bool mask to pass to `DaySet.forward` (None, and `y` as it is, at 1)."""
+    if fraction >= 1:
+        return y, None
+    keep = torch.rand(y.shape, generator=gen, device=y.device) < fraction
+    return torch.where(keep, y, torch.full_like(y, float("nan"))), keep
+
+
 def _day_chunks(counts: np.ndarray, batch_rows: int) -> Iterator[np.ndarray]:
     """Consecutive day positions whose row counts sum to at most `batch_rows` (at least one day)."""
     start, total = 0, 0
@@ -443,11 +453,7 @@ def pretrain(net: nn.Module, windows: Windows, target: np.ndarray | torch.Tensor
     for _ in _progress(range(cfg.pretrain_epochs), cfg, "pretrain"):
         order, total, count = rng.permutation(days), 0.0, 0
         for b in np.array_split(order, max(1, math.ceil(len(order) / cfg.pretrain_q))):
-            y = train.label[b]  # (q, n)
-            keep = None
-            if cfg.pretrain_stock_fraction < 1:
-                keep = torch.rand(y.shape, generator=gen, device=y.device) < cfg.pretrain_stock_fraction
-                y = torch.where(keep, y, torch.full_like(y, float("nan")))
+            y, keep = stock_subset(train.label[b], cfg.pretrain_stock_fraction, gen)  # (q, n)
             ok = torch.isfinite(y)
             if not ok.any():
                 continue
@@ -583,11 +589,7 @@ def train_ic(net: nn.Module, data: Prepared | Panel, cfg: ConstructConfig | dict
         t0, total = time.perf_counter(), 0.0
         for _ in range(steps):
             b = next(stream)  # (q,) distinct training days
-            y = train.label[b]  # (q, n) NaN = missing
-            keep = None
-            if cfg.stock_fraction < 1:
-                keep = torch.rand(y.shape, generator=gen, device=y.device) < cfg.stock_fraction  # (q, n)
-                y = torch.where(keep, y, torch.full_like(y, float("nan")))
+            y, keep = stock_subset(train.label[b], cfg.stock_fraction, gen)  # (q, n) NaN = missing
             pred = train.forward(net, b, keep)  # (q, n)
             loss = loss_fn(pred, y)
             if pool_pad is not None:
