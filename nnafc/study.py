@@ -319,8 +319,11 @@ class Study:
                         started = True
                     continue
                 seeded = self._seeded(family, window, build=True)  # a "+gp" family: its GP set first
-                jobs = [Job(seed, m.config.net, self._window(window), m.config) for m, seed in seeded]
-                log(f"{family}: window {window}, {len(jobs)} factors"
+                jobs = [Job(seed, m.config.net, self._window(window), m.config) for m, seed in seeded
+                        if not self.zoo.has(self._key(m, seed))]  # a round is new work, never skips
+                if not jobs:
+                    continue
+                log(f"{family}: window {window}, {len(jobs)} of {len(seeded)} factors to build"
                     + (", seeded by GP" if kind == "nnafc+gp" else ""))
                 # with a time limit, jobs go out in rounds of 2 per worker so a piece ends near it
                 step = len(jobs) if max_minutes is None else 2 * self.params.n_jobs
