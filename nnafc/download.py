@@ -115,7 +115,7 @@ def _fetch(url: str, dest: Path, sha256: str | None, expected_size: int | None, 
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             bar = progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                       desc=Path(url).name or "download", disable=not progress)
+                               desc=Path(url).name or "download", disable=not progress)
             with open(dest, "wb") as out, bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)

@@ -67,11 +67,13 @@ def test_key_is_a_content_hash(panel, split, cfg) -> None:
 
 
 def test_a_field_added_later_keeps_old_keys_at_its_default(panel, split, cfg) -> None:
-    """pretrain_stock_fraction came after FORMAT 2: at 1.0 (the old behaviour) the key is the old one."""
+    """pretrain_stock_fraction and report_every came after FORMAT 2: at their defaults (the old
+    behaviour) the key is the old one; set, they change it."""
     old = describe("RSI12", cfg, panel, split)["config"]
-    assert "pretrain_stock_fraction" not in old
-    assert factor_key("RSI12", cfg, panel, split) != factor_key(
-        "RSI12", replace(cfg, pretrain_stock_fraction=0.5), panel, split)
+    assert "pretrain_stock_fraction" not in old and "report_every" not in old
+    key = factor_key("RSI12", cfg, panel, split)
+    for later in ({"pretrain_stock_fraction": 0.5}, {"report_every": 5}):
+        assert key != factor_key("RSI12", replace(cfg, **later), panel, split)
 
 
 def test_save_load_round_trip(tmp_path, panel, split, cfg, factor) -> None:
