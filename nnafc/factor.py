@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,22 +36,76 @@ class Factor:
         return out
 
 
+class ValueStore:
+    """Factor values on disk (`<root>/<code>/<id>.npy`, float32 `(T, N)`), for values that cost
+    minutes to recompute (networks on every window of the study) and are read by several chapters.
+
+    A file's name hashes the factor (its zoo key when it has one, else its origin, name and meta)
+    and the panel (`zoo.panel_fingerprint`: dates, instruments, fields, masks); `<code>` hashes the
+    package's source, so values computed by other code are never read. Writes are atomic
+    (a crash leaves no half-written file). Delete the directory to reclaim the space.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root) / _code_hash()
+
+    def __repr__(self) -> str:
+        return f"ValueStore({self.root})"
+
+    def path(self, factor: Factor, panel: Panel) -> Path:
+        from nnafc.zoo import panel_fingerprint  # lazily: the zoo imports this module
+
+        ident = factor.meta.get("key") or {"origin": factor.origin, "name": factor.name, "meta": factor.meta}
+        blob = json.dumps({"factor": ident, "panel": panel_fingerprint(panel)}, sort_keys=True, default=str)
+        return self.root / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.npy"
+
+    def values(self, factor: Factor, panel: Panel) -> np.ndarray:
+        """The factor's values on `panel`: read from disk, else computed and written."""
+        path = self.path(factor, panel)
+        if path.is_file():
+            out = np.load(path, allow_pickle=False)
+            if out.shape == panel.shape:
+                return out
+        out = factor.values(panel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        with open(tmp, "wb") as fh:
+            np.save(fh, out, allow_pickle=False)
+        os.replace(tmp, path)
+        return out
+
+
+def _code_hash() -> str:
+    """Hash of the package's Python source (any code change gives a fresh value store)."""
+    h = hashlib.blake2b(digest_size=8)
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 class CachedValues:
     """A factor's compute that keeps its values on one panel (and serves any day-prefix of it).
 
     Every window and every factor set reads the same PK values; recomputing them on the full
     panel per window would dominate the chapter's run time. A prefix (`panel.slice_days(0, k)`,
     what `select_combine` cuts the panel to) gets the first k rows: factor values at day t use
-    data up to t only (the `Factor` contract), so they are the same on the prefix.
+    data up to t only (the `Factor` contract), so they are the same on the prefix. With a `store`
+    (`ValueStore`) the values live on disk, not in memory, and outlive the process.
     """
 
-    def __init__(self, factor: Factor, panel: Panel, values: np.ndarray | None = None) -> None:
-        self.factor, self.panel, self._values = factor, panel, values
+    def __init__(self, factor: Factor, panel: Panel, values: np.ndarray | None = None,
+                 store: ValueStore | None = None) -> None:
+        self.factor, self.panel, self._values, self.store = factor, panel, values, store
 
     def __call__(self, panel: Panel) -> np.ndarray:
         if panel is self.panel or _is_prefix(panel, self.panel):
-            if self._values is None:
-                self._values = self.factor.values(self.panel)  # (T, N) float32
+            if self._values is not None:
+                return self._values[: len(panel.dates)]
+            if self.store is not None:
+                return self.store.values(self.factor, self.panel)[: len(panel.dates)]
+            self._values = self.factor.values(self.panel)  # (T, N) float32
             return self._values[: len(panel.dates)]
         return self.factor.values(panel)
 
@@ -62,6 +120,7 @@ def _is_prefix(panel: Panel, ref: Panel) -> bool:
     )
 
 
-def cached(factors: Sequence[Factor], panel: Panel) -> list[Factor]:
-    """The same factors, their values computed once on `panel` (lazily) and reused."""
-    return [Factor(f.name, f.origin, CachedValues(f, panel), f.meta) for f in factors]
+def cached(factors: Sequence[Factor], panel: Panel, store: ValueStore | None = None) -> list[Factor]:
+    """The same factors, their values computed once on `panel` (lazily) and reused: kept in memory,
+    or with a `store` on disk (read back by later chapters and runs)."""
+    return [Factor(f.name, f.origin, CachedValues(f, panel, store=store), f.meta) for f in factors]

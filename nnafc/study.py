@@ -39,7 +39,8 @@ import pandas as pd
 from nnafc.construct import ConstructConfig
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split, make_split, split_window
-from nnafc.factor import Factor
+from nnafc.factor import Factor, ValueStore
+from nnafc.params import ROOT
 from nnafc.study_params import GP, GP_SEEDED, Family, StudyParams, is_int, load_panel_for, load_params
 
 if TYPE_CHECKING:
@@ -70,20 +71,24 @@ class Member:
 class Study:
     """The study's factor sets on one panel (the parameter file's data, universe and period)."""
 
-    def __init__(self, params: StudyParams, panel: Panel) -> None:
+    def __init__(self, params: StudyParams, panel: Panel, store: str | os.PathLike | None = None) -> None:
+        """`store`: where factor values computed from the zoo's networks are kept (`ValueStore`);
+        default `NNAFC_CACHE`, else the repository's `runs/cache/values`."""
         from nnafc.zoo import Zoo
 
         self.params, self.panel = params, panel
         self.zoo = Zoo(params.zoo, store_values=False)
+        self.store = ValueStore(store or os.environ.get("NNAFC_CACHE") or ROOT / "runs" / "cache" / "values")
         self._windows = [make_split(panel.dates, str(d), n_train=params.n_train, n_valid=params.n_valid,
                                     n_test=params.n_test) for d in params.train_starts]
         self._gp_cache: dict[int, list[Factor]] = {}
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, data: str | os.PathLike | None = None) -> Study:
+    def load(cls, path: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
+             store: str | os.PathLike | None = None) -> Study:
         """The study of a parameter file on its data (`data` > the file's `data` > NNAFC_DATA)."""
         params = load_params(path)
-        return cls(params, load_panel_for(params, data))
+        return cls(params, load_panel_for(params, data), store)
 
     def __repr__(self) -> str:
         return (f"Study({self.params.path.name}: {len(self._windows)} windows, "

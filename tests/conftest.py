@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # the tests' tensors are small: one thread is fastest and deterministic
+os.environ["NNAFC_CACHE"] = tempfile.mkdtemp(prefix="nnafc-test-values-")  # studies' value stores
 
 
 def _data_dir() -> Path | None:

@@ -276,6 +276,26 @@ def test_cached_values_serve_prefixes_and_match_direct_values(market):
     np.testing.assert_array_equal(full, base.values(market))
 
 
+def test_value_store_computes_once_then_reads_disk_and_keys_by_data(market, tmp_path):
+    calls = []
+    base = momentum(5)
+    counted = Factor("M", "pk", lambda p: calls.append(1) or base.values(p))
+    store = factor.ValueStore(tmp_path)
+    (f,) = factor.cached([counted], market, store)
+    full = f.values(market)
+    np.testing.assert_array_equal(full, base.values(market))
+    (again,) = factor.cached([counted], market, factor.ValueStore(tmp_path))  # a later process
+    np.testing.assert_array_equal(again.values(market), full)
+    np.testing.assert_array_equal(again.values(market.slice_days(0, 100)), full[:100])
+    assert len(calls) == 1
+    files = list(tmp_path.rglob("*.npy"))
+    assert len(files) == 1 and not list(tmp_path.rglob(".tmp-*"))  # written atomically
+    other = Panel(market.dates, market.instruments, {k: v * 1.01 for k, v in market.fields.items()},
+                  market.traded, market.in_universe, market.universe)  # other data: its own file
+    factor.cached([counted], other, store)[0].values(other)
+    assert len(calls) == 2 and len(list(tmp_path.rglob("*.npy"))) == 2
+
+
 def test_pk_set_sizes():
     assert len(table7.pk_set()) == 50
     assert [f.name for f in table7.pk_set(3)] == [f.name for f in table7.pk_set()[:3]]

@@ -32,7 +32,7 @@ import torch
 
 from nnafc import gp, metrics, pk
 from nnafc.data import Panel, Split, split_window
-from nnafc.factor import Factor
+from nnafc.factor import Factor, cached
 from nnafc.ops import average_ranks
 
 if TYPE_CHECKING:
@@ -90,10 +90,11 @@ def study_run(study: Study, window: int, build: bool = False,
     NNAFC" factor i is seeded by the window's GP formula i, "Only NNAFC" by its PK seed factor.
     A missing factor is a LookupError naming the build command, unless `build`."""
     split = study.windows()[window]
-    factors = {scheme: study.factor_set(families[scheme], window, build) for scheme in SCHEMES}
     gp_result = study.gp_result(window)
     horizon = study.params.families[families["Only NNAFC"]].config.horizon
     cut, cut_split = split_window(study.panel, split, lookback=LOOKBACK, horizon=horizon)
+    factors = {scheme: cached(study.factor_set(families[scheme], window, build), cut, study.store)
+               for scheme in SCHEMES}  # values kept on disk: the strategy and later runs read them back
     seeds = {"GP and NNAFC": gp_result.factors[: len(factors["GP and NNAFC"])],
              "Only NNAFC": [pk.factor(f.meta["seed_factor"]) for f in factors["Only NNAFC"]]}
     built = sum(float(f.meta.get("seconds") or 0.0) for s in NNAFC_SCHEMES for f in factors[s])
@@ -348,7 +349,7 @@ def strategy_returns(rolling: Rolling, cfg: StrategyConfig, data: str | None = N
 
     frames = []
     for window, run in rolling.runs.items():
-        sets = {s: factor.cached(f, run.panel) if f else None for s, f in run.factors.items()}
+        sets = {s: factor.cached(f, run.panel) if f else None for s, f in run.factors.items()}  # in memory
         bench = benchmarks.benchmarks(run.panel, data)
         frames.append(table5.table5(run.panel, {window: run.split}, lambda _split, sets=sets: sets, bench,
                                 cfg, index))
