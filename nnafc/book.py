@@ -130,7 +130,7 @@ def execute_chapter(chapter: str, parameters: dict, out_dir: Path, force: bool =
         failed = out_dir / f"{chapter}.failed.ipynb"
         failed.unlink(missing_ok=True)
         print(f"[book] executing {chapter} with {parameters}", flush=True)
-        tty = sys.stderr.isatty()
+        tty, t0 = sys.stderr.isatty(), time.monotonic()
         try:
             papermill.execute_notebook(
                 str(raw), str(partial), parameters=parameters, kernel_name="python3",
@@ -144,10 +144,12 @@ def execute_chapter(chapter: str, parameters: dict, out_dir: Path, force: bool =
             line = next((ln for ln in str(exc.source).splitlines() if ln.strip()), "")[:80]
             error = f"`{line}`: {exc.ename}: {' '.join(str(exc.evalue).split())[:300]}"
             raise ChapterFailed(chapter, exc.cell_index + 1, total, error, failed) from None
+        seconds = round(time.monotonic() - t0, 1)
         done = nbformat.read(partial, as_version=4)
-        done.metadata["nnafc"] = {"fingerprint": fingerprint, "parameters": parameters}
+        done.metadata["nnafc"] = {"fingerprint": fingerprint, "parameters": parameters, "seconds": seconds}
         nbformat.write(done, partial)
         os.replace(partial, executed)
+    print(f"[book] {chapter}: executed in {int(seconds) // 60}m{int(seconds) % 60:02d}s", flush=True)
     return executed
 
 
@@ -227,13 +229,25 @@ def build_book(
         except ChapterFailed as exc:
             print(f"[book] FAILED: {exc}", file=sys.stderr, flush=True)
             failures.append(exc)
+    print("[book] execution times: " + ", ".join(
+        f"{c} {_seconds(run_dir / 'notebooks' / f'{c}.ipynb') or 0:.0f}s" for c in planned), flush=True)
     if render_html:
+        t0 = time.monotonic()
         failed = [f.chapter for f in failures]
         _mark_failed(run_dir / "notebooks", failures)
         render(run_dir, [c for c in params.chapters if c not in failed], failed=failed)
+        print(f"[book] rendered in {time.monotonic() - t0:.0f}s", flush=True)
     if failures:
         raise BookFailed(failures, run_dir)
     return run_dir
+
+
+def _seconds(executed: Path) -> float | None:
+    """How long an executed chapter took (its notebook's metadata); None if unknown or failed."""
+    try:
+        return float(json.loads(executed.read_text())["metadata"]["nnafc"]["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _mark_failed(notebooks: Path, failures: list[ChapterFailed]) -> None:

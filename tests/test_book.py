@@ -47,6 +47,17 @@ def test_execute_chapter_skips_an_up_to_date_notebook(tmp_path, capsys):
     assert (tmp_path / "kernel.ipynb").read_text() == before
 
 
+def test_chapter_seconds_read_from_the_executed_notebook(tmp_path):
+    path = tmp_path / "kernel.ipynb"
+    assert book._seconds(path) is None  # not executed
+    _executed_notebook(path, "abc")
+    assert book._seconds(path) is None  # executed before seconds were recorded
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["nnafc"]["seconds"] = 83.5
+    nbformat.write(nb, path)
+    assert book._seconds(path) == 83.5
+
+
 def test_render_builds_html_with_the_executed_outputs(tmp_path):
     _executed_notebook(tmp_path / "notebooks" / "kernel.ipynb", "x")
     index = book.render(tmp_path, ["kernel"])
