@@ -16,8 +16,8 @@ SIZES = {"n_train": 120, "n_valid": 20, "n_test": 40}
 SEEDS = ["MA10", "RSI12"]
 
 
-def tiny_study(panel, root, starts, n_gp=2, n_seeded=2):
-    """A factor study on `panel` with the three schemes' families, built now (seconds)."""
+def tiny_study(panel, root, starts, n_gp=2, n_seeded=2, build=True):
+    """A factor study on `panel` with the three schemes' families, built now (seconds) unless not `build`."""
     import yaml
 
     (root / "params").mkdir(parents=True, exist_ok=True)
@@ -28,7 +28,8 @@ def tiny_study(panel, root, starts, n_gp=2, n_seeded=2):
         "families": {"gp": {"factors": n_gp, "gp": {"population": 24, "generations": 2}},
                      "fcn": {"factors": 2, "seeds": SEEDS}, "fcn+gp": {"factors": n_seeded}}}))
     study = Study(load_params(path), panel)
-    study.build(log=lambda _: None)
+    if build:
+        study.build(log=lambda _: None)
     return study
 
 
@@ -40,8 +41,8 @@ def panel():
 @pytest.fixture(scope="module")
 def rolled(panel, tmp_path_factory):
     starts = [str(panel.dates[i].date()) for i in (schemes.LOOKBACK, schemes.LOOKBACK + SIZES["n_test"])]
-    study = tiny_study(panel, tmp_path_factory.mktemp("study"), starts)
-    return schemes.study_schemes(study), study, starts
+    study = tiny_study(panel, tmp_path_factory.mktemp("study"), starts, build=False)
+    return schemes.study_schemes(study, build=True), study, starts  # built by the schemes, as the chapter
 
 
 def test_every_scheme_has_its_factors(rolled):

@@ -90,11 +90,12 @@ def study_run(study: Study, window: int, build: bool = False,
     NNAFC" factor i is seeded by the window's GP formula i, "Only NNAFC" by its PK seed factor.
     A missing factor is a LookupError naming the build command, unless `build`."""
     split = study.windows()[window]
-    gp_result = study.gp_result(window)
+    built_sets = {scheme: study.factor_set(families[scheme], window, build) for scheme in SCHEMES}
+    gp_result = study.gp_result(window)  # after the sets: building them builds the GP search too
     horizon = study.params.families[families["Only NNAFC"]].config.horizon
     cut, cut_split = split_window(study.panel, split, lookback=LOOKBACK, horizon=horizon)
-    factors = {scheme: cached(study.factor_set(families[scheme], window, build), cut, study.store)
-               for scheme in SCHEMES}  # values kept on disk: the strategy and later runs read them back
+    factors = {scheme: cached(fs, cut, study.store)  # values kept on disk: later runs read them back
+               for scheme, fs in built_sets.items()}
     seeds = {"GP and NNAFC": gp_result.factors[: len(factors["GP and NNAFC"])],
              "Only NNAFC": [pk.factor(f.meta["seed_factor"]) for f in factors["Only NNAFC"]]}
     built = sum(float(f.meta.get("seconds") or 0.0) for s in NNAFC_SCHEMES for f in factors[s])
