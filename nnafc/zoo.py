@@ -5,7 +5,9 @@ the construction config, the data it was built from (a fingerprint of the panel 
 the test period, the universe, the split dates) and the code's format version. Re-running a job
 whose key exists is a no-op, so an interrupted run resumes where it stopped.
 
-    <key>/weights.pt         the net's state_dict (loaded with torch.load(weights_only=True))
+    <key>/weights.npz        the net's state_dict as plain arrays (no pickle; compressed: pruned
+                             zeros take no room). Zoos written before hold weights.pt, read with
+                             torch.load(weights_only=True)
           masks.npz          the pruning masks M of Eq. 16 (bits, np.packbits, same names; compressed)
           standardiser.npz   the fitted input standardiser (plain arrays, no pickle; compressed)
           meta.json          name, config, seed, split, pre-training report, ICs, training curve
@@ -47,8 +49,9 @@ FORMAT = 2  # bump when the on-disk layout or the meaning of a stored factor cha
 NOT_HASHED = ("progress", "batch_rows")  # config fields that do not change the factor
 HASHED_IF_SET = {"pretrain_stock_fraction": 1.0, "report_every": 1}  # fields added after FORMAT 2:
 #   hashed only when not at this default (the behaviour before they existed): existing keys stay valid
-FILES = ("weights.pt", "masks.npz", "standardiser.npz", "meta.json", "values.parquet")
-# (zoos written before masks were packed hold masks.pt, bool tensors: still read)
+FILES = ("weights.npz", "masks.npz", "standardiser.npz", "meta.json", "values.parquet")
+# (older zoos hold weights.pt, torch tensors, and masks.pt, bool tensors: both still read; the
+#   layout change keeps FORMAT, so their keys stay valid)
 _HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname()) or "host"  # no "-" in it
 
 
@@ -233,8 +236,8 @@ class Zoo:
         tmp = self.root / f".tmp-{key}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            state = {k: v.detach().cpu() for k, v in scorer.net.state_dict().items()}
-            torch.save(state, tmp / "weights.pt")
+            state = {k: v.detach().cpu().numpy() for k, v in scorer.net.state_dict().items()}
+            np.savez_compressed(tmp / "weights.npz", **state)
             np.savez_compressed(tmp / "masks.npz", **pack_masks(scorer.masks or {}))
             np.savez_compressed(tmp / "standardiser.npz", **standardiser_state(scorer.standardiser))
             if values:
@@ -266,7 +269,7 @@ class Zoo:
         spec = dict(meta["net"])
         net = nets.build(spec.pop("name"), m=spec.pop("m"), **spec)
         d = self.path(key)
-        net.load_state_dict(torch.load(d / "weights.pt", map_location=device, weights_only=True))
+        net.load_state_dict(self.weights(key))
         if (d / "masks.npz").is_file():
             with np.load(d / "masks.npz", allow_pickle=False) as z:
                 masks = unpack_masks({k: z[k] for k in z.files})
@@ -281,6 +284,14 @@ class Zoo:
                            masks={k: v.float().to(device) for k, v in masks.items()},
                            base=_residual_base(meta) if weight else None, base_weight=weight)
         return Factor(name=meta["name"], origin=meta["origin"], compute=scorer, meta=meta)
+
+    def weights(self, key: str) -> dict[str, torch.Tensor]:
+        """The stored network's state_dict (CPU tensors), read without unpickling."""
+        d = self.path(key)
+        if not (d / "weights.npz").is_file():  # a zoo written before weights were compressed
+            return torch.load(d / "weights.pt", map_location="cpu", weights_only=True)
+        with np.load(d / "weights.npz", allow_pickle=False) as z:
+            return {k: torch.from_numpy(z[k]) for k in z.files}
 
     def values(self, key: str) -> pd.DataFrame:
         """Stored long values (datetime, instrument, value) over the factor's split."""

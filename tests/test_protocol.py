@@ -140,7 +140,7 @@ def test_ensemble_rows_average_the_inits_into_one_factor(panel, tmp_path, monkey
     assert rows["test IC"].iloc[0] == pytest.approx(want)
     with pytest.raises(ValueError, match="run them first"):
         protocol.ensemble_rows(table, panel, "defaults", 3, tmp_path)
-    for weights in tmp_path.glob("*/weights.pt"):  # a zoo of measurements only still answers
+    for weights in tmp_path.glob("*/weights.npz"):  # a zoo of measurements only still answers
         weights.unlink()
     again = protocol.ensemble_rows(table, panel, "defaults", 2, tmp_path, build=False)
     pd.testing.assert_frame_equal(again, rows)

@@ -49,7 +49,7 @@ def jobs(panel: Panel) -> list[Job]:
 
 
 def _weights(zoo: Zoo, key: str) -> dict[str, torch.Tensor]:
-    return torch.load(zoo.path(key) / "weights.pt", weights_only=True)
+    return zoo.weights(key)
 
 
 def _same_factor(zoo_a: Zoo, zoo_b: Zoo, key: str) -> None:
