@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -63,9 +64,13 @@ class BookFailed(RuntimeError):
         super().__init__("; ".join(str(f) for f in failures))
 
 
+HEARTBEAT_S = 60.0  # a code cell running longer than this is reported again every HEARTBEAT_S
+
+
 class _ProgressEngine:
-    """papermill's nbclient engine, printing `cell n of N, elapsed` as each code cell starts
-    (for logs; an interactive terminal gets papermill's own progress bar instead)."""
+    """papermill's nbclient engine, printing `cell n of N, elapsed` as each code cell starts and
+    `still running` every HEARTBEAT_S while one runs long (for logs; an interactive terminal
+    gets papermill's own progress bar instead)."""
 
     @classmethod
     def register(cls) -> str:
@@ -76,16 +81,30 @@ class _ProgressEngine:
             def execute_managed_notebook(klass, nb_man, kernel_name, **kwargs):
                 label = kwargs.pop("progress_label", "chapter")
                 total, t0, start = len(nb_man.nb.cells), time.monotonic(), nb_man.cell_start
+                running, done = {"cell": None}, threading.Event()
+
+                def say(index: int, what: str = "") -> None:
+                    elapsed = int(time.monotonic() - t0)
+                    print(f"[book] {label}: cell {index + 1} of {total}{what}, "
+                          f"{elapsed // 60}m{elapsed % 60:02d}s elapsed", file=sys.stderr, flush=True)
 
                 def cell_start(cell, cell_index=None, **kw):
                     start(cell, cell_index, **kw)
                     if cell.cell_type == "code" and cell_index is not None:
-                        elapsed = int(time.monotonic() - t0)
-                        print(f"[book] {label}: cell {cell_index + 1} of {total}, "
-                              f"{elapsed // 60}m{elapsed % 60:02d}s elapsed", file=sys.stderr, flush=True)
+                        running["cell"] = cell_index
+                        say(cell_index)
+
+                def heartbeat() -> None:
+                    while not done.wait(HEARTBEAT_S):
+                        if running["cell"] is not None:
+                            say(running["cell"], " still running")
 
                 nb_man.cell_start = cell_start
-                return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+                threading.Thread(target=heartbeat, daemon=True).start()
+                try:
+                    return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+                finally:
+                    done.set()
 
         engines.papermill_engines.register("nnafc-progress", Engine)
         return "nnafc-progress"

@@ -115,6 +115,22 @@ def test_a_failed_chapter_is_one_line_and_the_others_still_run(tmp_path, monkeyp
     assert good.cells[-1].outputs[0]["text"] == "6\n"  # n = 4 from the params file
 
 
+def test_a_long_cell_is_reported_while_it_runs(tmp_path, monkeypatch, capfd):
+    from nnafc.cli import main
+
+    chapters = tmp_path / "book"
+    chapters.mkdir()
+    (chapters / "slow.py").write_text('# %% [markdown]\n# # Slow\n\n# %% tags=["parameters"]\ndata = None\n'
+                                      'seed = 0\n\n# %%\nimport time\ntime.sleep(1.5)\n')
+    monkeypatch.setattr(book, "BOOK_DIR", chapters)
+    monkeypatch.setattr(book, "HEARTBEAT_S", 0.3)
+    params = tmp_path / "p.yaml"
+    params.write_text("seed: 0\nchapters: [slow]\n")
+    assert main(["book", "--params", str(params), "--out", str(tmp_path / "run"), "--no-render"]) == 0
+    err = capfd.readouterr().err
+    assert "[book] slow: cell 4 of 4, 0m" in err and "[book] slow: cell 4 of 4 still running, 0m" in err
+
+
 def test_failed_chapter_page_is_marked(tmp_path):
     notebooks = tmp_path / "notebooks"
     _executed_notebook(notebooks / "real_world.failed.ipynb", "x")
