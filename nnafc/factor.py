@@ -69,9 +69,12 @@ class ValueStore:
         out = factor.values(panel)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        with open(tmp, "wb") as fh:
-            np.save(fh, out, allow_pickle=False)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                np.save(fh, out, allow_pickle=False)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed write (disk full, killed) leaves nothing behind
         return out
 
 
