@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 data = None  # data directory; None: NNAFC_DATA, else the simulated market
 seed = 0
-device = "cpu"  # where stored networks run when the zoo holds no values for them
+device = "cpu"  # where the study's stored networks run
 universe = "all"  # Table 7: "all Chinese A-share stocks" (csi300 for quick runs)
 start = "2014-07-01"  # first day loaded: PK history before Table 5's first training year
 end = "2020-12-31"
@@ -49,7 +49,8 @@ max_depth = [3, 5]  # XGBoost grid, chosen per window on its validation days (Fa
 learning_rate = [0.1]  # one fit per depth; eta 0.05 with n trees ~ eta 0.1 with n/2 trees
 n_estimators = [50, 100, 200, 300]  # read off each fit (iteration_range): free
 n_jobs = 2  # XGBoost threads (results do not depend on it)
-zoo = None  # directory of constructed factors (nnafc.zoo); None: PK rows only, the rest "not run"
+study = None  # a study parameter file; None: the repository's params/study.yaml and its committed zoo.
+#   Only factors the study constructed for exactly a trading window count; other rows read "not run"
 n_bootstrap = 2000  # moving-block bootstrap draws for the Sharpe intervals
 bootstrap_block = 10  # days per block
 table5_windows = [0, 1, 2, 3]  # which of the paper's four Table 5 windows to run
@@ -62,11 +63,11 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from nnafc import chapter, factor, paper
-from nnafc import zoo as zoo_lib
 from nnafc.data.splits import windows_covering, windows_frame
 from nnafc.evaluate import formatting, table5, table7
 from nnafc.strategy import benchmarks
 from nnafc.strategy.rolling import StrategyConfig, run_rolling
+from nnafc.study import Study
 
 ch = chapter.setup(data=data, universe=universe, start=start, end=end, seed=seed, device=device)
 ch.banner()
@@ -116,23 +117,27 @@ Markdown(
 # %% [markdown]
 # ## The factor sets
 #
-# PK 50 is `nnafc.pk.pk50()`. GP 50 and the networks' New 50 come from the factor zoo
-# (`nnafc.zoo`) when one is given — only factors constructed for exactly a window's
-# train / valid / test split count, since a factor built on another window has seen other days.
-# Combine 50 is chosen per window on its training split. A set with no factors is shown as
-# *not run*; nothing is borrowed from the paper.
+# PK 50 is `nnafc.pk.pk50()`. GP 50 and the networks' New 50 come from the book's factor study
+# (`nnafc.study`, `params/study.yaml`) — only factors the study constructed for exactly a
+# window's train / valid / test split (same universe) count, since a factor built on another
+# window has seen other days. Combine 50 is chosen per window on its training split. A set with
+# no factors is shown as *not run*; nothing is borrowed from the paper. Which of the trading
+# windows above are study windows, and the study's families on them:
 
 # %%
 pk = factor.cached(table7.pk_set(pk_factors), ch.panel)
 cfg = StrategyConfig(top_k=top_k, rebalance=rebalance, horizon=horizon, round_trip_cost=round_trip_cost,
                         model={"max_depth": max_depth, "learning_rate": learning_rate,
                                "n_estimators": n_estimators, "seed": seed, "n_jobs": n_jobs})
-inventory = zoo_lib.zoo_inventory(zoo)
-inventory if len(inventory) else Markdown(f"No constructed factors in the zoo (`zoo = {zoo!r}`): PK only.")
+f_study = Study.load(study, data)
+in_study = pd.Series({f"{s.dates()['test'][0].date()} ..": f_study.window_of(s, ch.panel) for s in splits},
+                     name="study window", dtype=object)
+glue("t7_study_windows", int(in_study.notna().sum()), display=False)
+in_study.to_frame()
 
 # %%
 t0 = time.perf_counter()
-runs = run_rolling(ch.panel, splits, table7.table7_sets_for(ch.panel, pk, zoo, device), cfg)
+runs = run_rolling(ch.panel, splits, table7.table7_sets_for(ch.panel, pk, f_study, device), cfg)
 print(f"{sum(r is not None for r in runs.values())} factor sets backtested over {len(splits)} windows "
       f"in {time.perf_counter() - t0:.0f} s")
 
@@ -186,8 +191,10 @@ formatting.formatted(t7_facts, percent=("revenue", "drawdown"))
 # Over our test period ({glue:text}`t7_period`) ZZ500 returned {glue:text}`t7_zz500_ours:.1%` a
 # year (the paper's row: {glue:text}`t7_zz500_paper:.1%`). Our *PK 50* row trades
 # {glue:text}`t7_n_pk` PK factors. {glue:text}`t7_not_run` of the paper's rows are **not run**
-# ({glue:text}`t7_not_run_rows`): the zoo holds no constructed factors for them on these
-# windows, and we do not fill them in.
+# ({glue:text}`t7_not_run_rows`): {glue:text}`t7_study_windows` of the trading windows are
+# windows of the factor study, which constructs its factors on four windows testing February to
+# July of 2017–2020 (500 training days); a row without factors built for every one of its
+# windows is not run, and we do not fill it in.
 #
 # Why ours may differ: the paper does not date its Table 7, so its period is not ours; the
 # universe here is {glue:text}`t7_universe` with our own tradability rules (suspensions, price
@@ -231,12 +238,13 @@ table7.windows_table(runs).round(4)
 # windows: train on one calendar year, test on February–March of the next. We use the January
 # in between as the validation split that picks the XGBoost hyper-parameters. The table lives
 # here until the GP-against-NNAFC chapter, which will call the same `table5.table5`. Each scheme
-# needs factors constructed for its window in the zoo; until they exist, **PK 50 is run in
-# their place** and the scheme columns say *not run*.
+# needs factors the study constructed for its window; until they exist, **PK 50 is run in
+# their place** and the scheme columns say *not run*. (The GP-against-NNAFC chapter trades the
+# study's three schemes on the study's own windows.)
 
 # %%
 t5_splits = table5.table5_windows(ch.panel, [paper.TABLE5_WINDOWS[i] for i in table5_windows])
-t5 = table5.table5(ch.panel, t5_splits, table5.table5_sets_for(ch.panel, pk, zoo, device), bench, cfg)
+t5 = table5.table5(ch.panel, t5_splits, table5.table5_sets_for(ch.panel, pk, f_study, device), bench, cfg)
 
 # %% tags=["nbval-check-output"]
 table5.table5_display(table5.table5_vs_paper(t5))

@@ -172,7 +172,6 @@ RULES: dict[str, Rule] = {
     "table5_windows": _table5_windows, "protocol_params": _params_file("protocol"),
     "study": _params_file("study"),
     "pk_factors": lambda v: None if v is None else _int(1)(v),
-    "zoo": lambda v: None if v is None or isinstance(v, str) else "must be a directory (string) or null",
     "data": lambda v: None if v is None or isinstance(v, str) else "must be a path (string) or null",
 }
 ORDERED = (("start", "end"), ("test_start", "test_end"))

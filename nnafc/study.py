@@ -130,14 +130,14 @@ class Study:
         return out
 
     def _gp_key(self, window: int) -> str:
-        from nnafc.zoo import FORMAT, _split_dates, content_key, panel_fingerprint
+        from nnafc.zoo import FORMAT, content_key, panel_fingerprint, split_dates
 
         split = self._window(window)
         return content_key({
             "format": FORMAT, "gp": self._gp_config(window).to_dict(), "lookback": GP_LOOKBACK,
             "data": {"fingerprint": panel_fingerprint(self.panel, split.test.stop),
                      "universe": self.panel.universe, "first_date": str(self.panel.dates[0].date())},
-            "split": _split_dates(split, self.panel.dates)})
+            "split": split_dates(split, self.panel.dates)})
 
     def _gp_config(self, window: int) -> Any:
         from nnafc import gp
@@ -212,6 +212,33 @@ class Study:
                 raise LookupError(self._missing(family, window))
             return factors
         return [self.zoo.load(key, device=device) for key in self._keys(family, window, build)]
+
+    def window_of(self, split: Split, panel: Panel) -> int | None:
+        """The study window whose train / valid / test days are exactly `split`'s (a split on
+        `panel`, whose first day may differ from the study's), on the same universe and kind of
+        data; None when there is none. A factor built on another window has seen other days."""
+        from nnafc.zoo import split_dates
+
+        if panel.universe != self.panel.universe or panel.simulated != self.panel.simulated:
+            return None
+        want = split_dates(split, panel.dates)
+        same = [w for w, s in enumerate(self._windows) if split_dates(s, self.panel.dates) == want]
+        return same[0] if same else None
+
+    def sets_for(self, split: Split, panel: Panel, device: str = "cpu") -> dict[str, list[Factor]]:
+        """Every family's complete factor set on the study window equal to `split` (`window_of`),
+        by family name; {} when `split` is no study window. A family not fully built on it is left
+        out (its table row reads "not run"), never filled from another window."""
+        window = self.window_of(split, panel)
+        if window is None:
+            return {}
+        sets = {}
+        for family in self.params.families:
+            try:
+                sets[family] = self.factor_set(family, window, device=device)
+            except LookupError:
+                continue
+        return sets
 
     def ic_table(self, family: str, build: bool = False) -> pd.DataFrame:
         """One row per factor of a network family on every window, from its stored measurements

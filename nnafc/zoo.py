@@ -42,7 +42,7 @@ from nnafc.construct import ConstructConfig, NetScorer, as_config
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.data.windows import Standardiser
-from nnafc.factor import CachedValues, Factor, cached
+from nnafc.factor import Factor
 from nnafc.files import atomic_path
 
 FORMAT = 2  # bump when the on-disk layout or the meaning of a stored factor changes
@@ -418,102 +418,6 @@ def _long(values: np.ndarray, panel: Panel, days: slice) -> pd.DataFrame:
     })
 
 
-# ---------------------------------------------------------------------------- factor sets per window
-
-
-def _family(meta: dict) -> str | None:
-    """Which Table 5/7 set a stored factor belongs to: "gp", a network name, or "<net>+gp"."""
-    if meta.get("origin") == "gp":
-        return "gp"
-    net = (meta.get("config") or {}).get("net") or (meta.get("net") or {}).get("name")
-    if net is None:
-        return None
-    return f"{net}+gp" if meta.get("seed_factor_origin") == "gp" else str(net)
-
-
-def _split_dates(split: Split, dates: pd.DatetimeIndex) -> dict[str, list[str]]:
+def split_dates(split: Split, dates: pd.DatetimeIndex) -> dict[str, list[str]]:
+    """A split's first and last day per period, as ISO strings (how stored entries name their window)."""
     return {k: [str(v[0].date()), str(v[-1].date())] if len(v) else [] for k, v in split.dates(dates).items()}
-
-
-def _zoo_metas(root: Path) -> list[tuple[Path, dict]]:
-    out = []
-    for meta_path in sorted(root.glob("*/meta.json")):
-        if meta_path.parent.name.startswith("."):
-            continue
-        try:
-            out.append((meta_path.parent, json.loads(meta_path.read_text())))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def zoo_inventory(root: str | Path | None) -> pd.DataFrame:
-    """Constructed factors found in a zoo directory: count per family, universe and test period."""
-    cols = ["family", "universe", "simulated", "train", "test", "factors"]
-    if root is None or not Path(root).is_dir():
-        return pd.DataFrame(columns=cols)
-    rows = []
-    for _, meta in _zoo_metas(Path(root)):
-        split = meta.get("split") or {}
-        rows.append(
-            {
-                "family": _family(meta),
-                "universe": meta.get("universe"),
-                "simulated": bool(meta.get("simulated")),
-                "train": " .. ".join(split.get("train") or []),
-                "test": " .. ".join(split.get("test") or []),
-            }
-        )
-    if not rows:
-        return pd.DataFrame(columns=cols)
-    frame = pd.DataFrame(rows)
-    return frame.groupby(cols[:-1], dropna=False).size().rename("factors").reset_index()
-
-
-def _zoo_factor(path: Path, meta: dict, panel: Panel, device: str) -> Factor:
-    """A stored factor on `panel`: its stored values when present (no network run), else its net."""
-    name = str(meta.get("name") or path.name)
-    values_file = path / "values.parquet"
-    if values_file.is_file():
-        long = pd.read_parquet(values_file, columns=["datetime", "instrument", "value"])
-        t = panel.dates.get_indexer(pd.DatetimeIndex(long["datetime"]))
-        n = panel.instruments.get_indexer(long["instrument"].astype(str))
-        keep = (t >= 0) & (n >= 0)
-        values = np.full(panel.shape, np.nan, dtype=np.float32)  # (T, N), NaN outside the split
-        values[t[keep], n[keep]] = long["value"].to_numpy(np.float32)[keep]
-        stub = Factor(name, str(meta.get("origin", "nnafc")), lambda p: values, meta)
-        return Factor(name, stub.origin, CachedValues(stub, panel, values), meta)
-    from nnafc.zoo import Zoo  # lazily: the zoo pulls in construct and torch nets
-
-    factor = Zoo(path.parent).load(path.name, device=device)
-    return cached([factor], panel)[0]
-
-
-def zoo_sets(
-    root: str | Path | None, panel: Panel, split: Split, device: str = "cpu"
-) -> dict[str, list[Factor]]:
-    """Factors of a zoo directory constructed for exactly `split` on this panel's universe, by family.
-
-    A factor counts only when its stored train / valid / test dates equal the window's and it
-    was built on the same universe and the same kind of data (real or simulated): a factor
-    constructed on another window would have seen this window's test days, or none of its
-    training days. Families: "gp", a network ("fcn", ...) seeded by PK, "<net>+gp" seeded by GP.
-    """
-    if root is None or not Path(root).is_dir():
-        return {}
-    want = _split_dates(split, panel.dates)
-    sets: dict[str, list[Factor]] = {}
-    for path, meta in _zoo_metas(Path(root)):
-        fam = _family(meta)
-        if fam is None or meta.get("split") != want:
-            continue
-        if meta.get("universe") != panel.universe or bool(meta.get("simulated")) != panel.simulated:
-            continue
-        sets.setdefault(fam, []).append(_zoo_factor(path, meta, panel, device))
-    for factors in sets.values():  # unique names: build_features refuses duplicates
-        seen: dict[str, int] = {}
-        for i, f in enumerate(factors):
-            k = seen[f.name] = seen.get(f.name, 0) + 1
-            if k > 1:
-                factors[i] = Factor(f"{f.name}~{k}", f.origin, f.compute, f.meta)
-    return sets

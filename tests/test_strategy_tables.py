@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from nnafc import factor, paper
-from nnafc import zoo as zoo_lib
 from nnafc.data import DataError, Panel
 from nnafc.data.splits import WARMUP_DAYS, windows_covering
 from nnafc.evaluate import formatting, table5, table7
@@ -226,42 +223,7 @@ def test_table5_facts_without_any_window():
     assert facts.attrs["schemes_not_run"] == list(table5.TABLE5_SCHEMES)
 
 
-# ----------------------------------------------------------------------------- zoo and caching
-
-
-def _store(root, key, name, split_dates, panel, values, **meta):
-    d = root / key
-    d.mkdir()
-    (d / "meta.json").write_text(json.dumps({"name": name, "split": split_dates, "universe": panel.universe,
-                                             "simulated": panel.simulated, **meta}))
-    t, n = np.nonzero(np.isfinite(values))
-    pd.DataFrame({"datetime": panel.dates[t], "instrument": np.asarray(panel.instruments)[n],
-                  "value": values[t, n].astype(np.float32)}).to_parquet(d / "values.parquet")
-
-
-def test_zoo_sets_take_only_factors_built_for_the_window(tmp_path, market):
-    windows = windows_covering(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
-    split, other = windows[:2]
-    want = zoo_lib._split_dates(split, market.dates)
-    v = momentum(5).values(market)
-    fcn, lstm = {"origin": "nnafc", "config": {"net": "fcn"}}, {"origin": "nnafc", "config": {"net": "lstm"}}
-    _store(tmp_path, "a1", "fcn(MA10)", want, market, v, **fcn, seed_factor_origin="pk")
-    _store(tmp_path, "a2", "fcn(MA10)", want, market, v, **fcn, seed_factor_origin="pk")
-    _store(tmp_path, "b1", "lstm(gp1)", want, market, v, **lstm, seed_factor_origin="gp")
-    _store(tmp_path, "c1", "gp1", want, market, v, origin="gp")
-    _store(tmp_path, "d1", "fcn(EMA)", zoo_lib._split_dates(other, market.dates), market, v, origin="nnafc",
-           config={"net": "fcn"})
-    sets = zoo_lib.zoo_sets(tmp_path, market, split)
-    assert sorted(sets) == ["fcn", "gp", "lstm+gp"]
-    assert [f.name for f in sets["fcn"]] == ["fcn(MA10)", "fcn(MA10)~2"]  # unique names for XGBoost
-    span = split.span
-    np.testing.assert_allclose(sets["gp"][0].values(market)[span], v[span], equal_nan=True)
-    assert zoo_lib.zoo_sets(None, market, split) == {}
-    assert zoo_lib.zoo_sets(tmp_path / "none", market, split) == {}
-    inv = zoo_lib.zoo_inventory(tmp_path)
-    assert inv["factors"].sum() == 5
-    sets5 = table5.table5_sets([momentum(5)], sets)
-    assert sets5["Only GP"] and sets5["Only NNAFC"] and sets5["GP and NNAFC"] is None
+# ----------------------------------------------------------------------------- caching
 
 
 def test_cached_values_serve_prefixes_and_match_direct_values(market):

@@ -132,6 +132,36 @@ def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
     assert np.isfinite(values[built.windows()[0].test]).any()
 
 
+def test_trading_windows_get_only_the_sets_built_for_exactly_them(built, data_dir) -> None:
+    from nnafc.data import load_panel
+    from nnafc.data.splits import make_split
+    from nnafc.evaluate import table5, table7
+
+    # a chapter's panel may start on another day: the study window is found by its dates
+    panel = load_panel(data_dir / "csi300_2010_2020.parquet", start="2018-03-01", end="2019-06-28",
+                       universe="csi300", min_history=60)
+    same = make_split(panel.dates, "2018-07-02", n_train=60, n_valid=15, n_test=15)
+    assert built.window_of(same, panel) == 0
+    sets = built.sets_for(same, panel)
+    assert {f: len(v) for f, v in sets.items()} == {"gp": 2, "fcn": 2, "fcn+gp": 1}
+    np.testing.assert_allclose(sets["fcn"][0].values(panel)[same.test],  # the study's network, this panel
+                               built.factor_set("fcn", 0)[0].values(panel)[same.test])
+    for other in (make_split(panel.dates, "2018-07-03", n_train=60, n_valid=15, n_test=15),  # a day later
+                  make_split(panel.dates, "2018-07-02", n_train=60, n_valid=15, n_test=16)):  # a longer test
+        assert built.window_of(other, panel) is None and built.sets_for(other, panel) == {}
+    everyone = load_panel(data_dir / "ashare_2010_2020.parquet", start="2018-01-02", end="2019-06-28",
+                          universe="all", min_history=60)
+    assert built.sets_for(make_split(everyone.dates, "2018-07-02", n_train=60, n_valid=15, n_test=15),
+                          everyone) == {}  # another universe: its factors were never built there
+    pk = table7.pk_set(3)
+    rows = table7.table7_sets_for(panel, pk, built)(same)
+    assert rows["GP 50"] and rows["GP Combine 50"] and rows["fcn Combine 50"]
+    assert rows["lstm Combine 50"] is None  # no lstm family in this study
+    assert table7.table7_sets_for(panel, pk, None)(same)["GP 50"] is None
+    schemes = table5.table5_sets_for(panel, pk, built)(same)
+    assert all(schemes[s] for s in table5.TABLE5_SCHEMES)
+
+
 def test_gp_set_keeps_its_search_record(built) -> None:
     result = built.gp_result(0)
     kept = built.factor_set("gp", 0)

@@ -8,7 +8,7 @@ backtest starting from cash, as the paper's separate back-tests are.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,9 @@ from nnafc.evaluate.formatting import NOT_RUN, formatted
 from nnafc.factor import Factor
 from nnafc.strategy.benchmarks import Benchmarks
 from nnafc.strategy.rolling import StrategyConfig, run_window
-from nnafc.zoo import zoo_sets
+
+if TYPE_CHECKING:
+    from nnafc.study import Study
 
 TABLE5_SCHEMES = ("Only GP", "GP and NNAFC", "Only NNAFC")
 
@@ -39,26 +41,27 @@ def table5_windows(
 
 
 def table5_sets(
-    pk: Sequence[Factor], zoo: Mapping[str, Sequence[Factor]], net: str = "fcn"
+    pk: Sequence[Factor], constructed: Mapping[str, Sequence[Factor]], net: str = "fcn"
 ) -> dict[str, list[Factor] | None]:
     """Table 5's schemes for one window (§4.2, FCN): Only GP, GP and NNAFC, Only NNAFC, and the PK set.
 
-    "GP and NNAFC" are networks seeded by GP factors (`<net>+gp` in the zoo), "Only NNAFC" networks
+    "GP and NNAFC" are networks seeded by GP factors (the study's `<net>+gp`), "Only NNAFC" networks
     seeded by PK factors. Each scheme trades its own factors alone; PK 50 is run as a stand-in.
     """
     return {
-        "Only GP": _or_none(zoo.get("gp")),
-        "GP and NNAFC": _or_none(zoo.get(f"{net}+gp")),
-        "Only NNAFC": _or_none(zoo.get(net)),
+        "Only GP": _or_none(constructed.get("gp")),
+        "GP and NNAFC": _or_none(constructed.get(f"{net}+gp")),
+        "Only NNAFC": _or_none(constructed.get(net)),
         "PK 50": list(pk),
     }
 
 
 def table5_sets_for(
-    panel: Panel, pk: Sequence[Factor], zoo: str | Path | None, device: str = "cpu", net: str = "fcn"
+    panel: Panel, pk: Sequence[Factor], study: Study | None, device: str = "cpu", net: str = "fcn"
 ) -> Callable[[Split], dict]:
-    """`split -> table5_sets(...)` with the zoo's factors for that split (for `table5`)."""
-    return lambda split: table5_sets(pk, zoo_sets(zoo, panel, split, device), net)
+    """`split -> table5_sets(...)` with the study's factor sets for that split (`Study.sets_for`;
+    none without a study), for `table5`."""
+    return lambda split: table5_sets(pk, study.sets_for(split, panel, device) if study else {}, net)
 
 
 def _or_none(factors: Sequence[Factor] | None) -> list[Factor] | None:

@@ -1,7 +1,8 @@
 """Table 7 of the paper (§4.4): the XGBoost strategy on PK 50, GP 50 and the Combine 50 sets.
 
-Factor sets per window: PK 50 (or a prefix of it), and from a zoo the factors constructed for
-exactly that window's split -- GP ("GP 50"), one set per network family -- combined with PK by
+Factor sets per window: PK 50 (or a prefix of it), and from the factor study (`nnafc.study`) the
+factors constructed for exactly that window's split -- GP ("GP 50"), one set per network family --
+combined with PK by
 `strategy.select_combine` on the training split only. A set without constructed factors is a
 "not run" row, never dropped and never filled from the paper. Beyond the paper: bootstrap
 Sharpe intervals, a cost sensitivity, what each window chose.
@@ -10,7 +11,7 @@ Sharpe intervals, a cost sensitivity, what each window chose.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,9 @@ from nnafc.factor import Factor
 from nnafc.strategy import bootstrap_sharpe, cost_sensitivity, performance_table, select_combine
 from nnafc.strategy.benchmarks import INDICES, Benchmarks
 from nnafc.strategy.rolling import RollingRun
-from nnafc.zoo import zoo_sets
+
+if TYPE_CHECKING:
+    from nnafc.study import Study
 
 FAMILIES = ("fcn", "lenet", "resnet", "lstm", "tcn", "transformer")  # Table 7's networks, paper order
 TABLE7_ROWS = tuple(paper.TABLE7_STRATEGY.index)  # ZZ500, HS300, PK 50, GP 50, GP Combine 50, <net> ...
@@ -53,7 +56,7 @@ def table7_sets(
     panel: Panel,
     split: Split,
     pk: Sequence[Factor],
-    zoo: Mapping[str, Sequence[Factor]],
+    constructed: Mapping[str, Sequence[Factor]],
     n_combine: int | None = None,
     horizon: int = 5,
 ) -> dict[str, list[Factor] | None]:
@@ -64,9 +67,10 @@ def table7_sets(
     """
     n = len(pk) if n_combine is None else n_combine
     sets: dict[str, list[Factor] | None] = {"PK 50": list(pk)}
-    gp = zoo.get("gp")
+    gp = constructed.get("gp")
     sets["GP 50"] = list(gp) if gp else None
-    for label, other in [("GP Combine 50", gp)] + [(f"{fam} Combine 50", zoo.get(fam)) for fam in FAMILIES]:
+    others = [("GP Combine 50", gp)] + [(f"{fam} Combine 50", constructed.get(fam)) for fam in FAMILIES]
+    for label, other in others:
         sets[label] = (
             select_combine(pk, other, panel, split.train, min(n, len(pk) + len(other)), horizon=horizon)
             if other
@@ -78,14 +82,15 @@ def table7_sets(
 def table7_sets_for(
     panel: Panel,
     pk: Sequence[Factor],
-    zoo: str | Path | None,
+    study: Study | None,
     device: str = "cpu",
     n_combine: int | None = None,
     horizon: int = 5,
 ) -> Callable[[Split], dict]:
-    """`split -> table7_sets(...)` with the zoo's factors for that split (for `run_rolling`)."""
+    """`split -> table7_sets(...)` with the study's factor sets for that split (`Study.sets_for`;
+    none without a study), for `run_rolling`."""
     return lambda split: table7_sets(
-        panel, split, pk, zoo_sets(zoo, panel, split, device), n_combine, horizon
+        panel, split, pk, study.sets_for(split, panel, device) if study else {}, n_combine, horizon
     )
 
 
