@@ -9,7 +9,6 @@ its name, if any. Every failure is one `ParamsError` line naming the chapter and
 from __future__ import annotations
 
 import ast
-import difflib
 import math
 import re
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from nnafc.params import ParamsError, repo_file
+from nnafc.params import ParamsError, did_you_mean, repo_file
 
 Rule = Callable[[Any], str | None]  # value -> what is wrong, or None
 
@@ -195,8 +194,7 @@ def check(chapter: str, parameters: dict, defaults: dict[str, Any]) -> None:
     """ParamsError (one line) for the first unknown, mistyped or out-of-range parameter."""
     unknown = sorted(set(parameters) - set(defaults))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], list(defaults), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(unknown[0], defaults)
         raise ParamsError(f"chapter {chapter!r} has no parameter(s) {unknown}{hint}; "
                           f"it declares {sorted(defaults)}")
     for key, value in parameters.items():

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import difflib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +42,7 @@ from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.data.windows import Standardiser, Windows, period_labels
 from nnafc.factor import Factor
+from nnafc.params import unknown_key
 from nnafc.progress import bar as progress_bar
 
 LOSSES = ("kernel", "softrank")
@@ -108,7 +108,7 @@ class ConstructConfig:
 
     def __post_init__(self) -> None:
         if self.net not in nets.names():
-            raise nets._unknown("net", str(self.net), nets.names())
+            raise ValueError(unknown_key("net", [str(self.net)], nets.names()))
         if not isinstance(self.net_cfg, dict):
             raise ValueError(f"net_cfg must be a mapping of {self.net} config keys, got {self.net_cfg!r}")
         nets.make_config(self.net, **self.net_cfg)  # unknown keys / bad values fail here, not mid-run
@@ -148,11 +148,9 @@ class ConstructConfig:
         """A config from a mapping (YAML); an unknown key raises ValueError naming the closest one."""
         d = dict(d or {})
         valid = [f.name for f in fields(cls)]
-        for key in d:
-            if key not in valid:
-                close = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown construct config key {key!r}{hint}; valid: {', '.join(valid)}")
+        wrong = unknown_key("construct config key", d, valid)
+        if wrong:
+            raise ValueError(wrong)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:

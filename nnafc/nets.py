@@ -17,7 +17,6 @@ and eval). Pruning (Eq. 16, f(x) = (W·M)ᵀx + b) is applied by `construct` to 
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
@@ -25,6 +24,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nnafc.params import unknown_key
 
 N_FIELDS = 5  # open, high, low, close, volume
 
@@ -659,21 +660,15 @@ def names() -> list[str]:
     return list(NETS)
 
 
-def _unknown(what: str, key: str, valid: list[str]) -> ValueError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ValueError(f"unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
-
-
 def make_config(name: str, **cfg: Any) -> Any:
     """The validated config dataclass of net `name`; an unknown key raises ValueError."""
-    if name not in NETS:
-        raise _unknown("net", name, names())
+    wrong = unknown_key("net", [name], names())
+    if wrong:
+        raise ValueError(wrong)
     config_cls = NETS[name].Config
-    valid = [f.name for f in fields(config_cls)]
-    for key in cfg:
-        if key not in valid:
-            raise _unknown(f"config key for net {name!r}:", key, valid)
+    wrong = unknown_key(f"config key for net {name!r}:", cfg, [f.name for f in fields(config_cls)])
+    if wrong:
+        raise ValueError(wrong)
     return config_cls(**cfg)
 
 

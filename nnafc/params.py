@@ -7,6 +7,7 @@ papermill `parameters` cell — a misspelt key fails before anything runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,15 +54,28 @@ def read_mapping(path: str | Path) -> dict:
     return raw
 
 
-def check_keys(path: str | Path, what: str, got: dict, valid) -> None:
-    """ParamsError naming the first unknown key of `got` and the closest valid one."""
+def did_you_mean(key: object, valid: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest of `valid` to a misspelt `key`, else ''."""
     import difflib
 
-    for key in got:
+    close = difflib.get_close_matches(str(key), list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_key(what: str, keys: Iterable, valid: Sequence[str]) -> str | None:
+    """The one-line message for the first of `keys` not in `valid` (with the closest valid one),
+    None when every key is known: every config and parameter check of the package says it so."""
+    for key in keys:
         if key not in valid:
-            close = difflib.get_close_matches(str(key), list(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ParamsError(f"{path}: unknown {what} {key!r}{hint}; valid: {', '.join(valid)}")
+            return f"unknown {what} {key!r}{did_you_mean(key, valid)}; valid: {', '.join(valid)}"
+    return None
+
+
+def check_keys(path: str | Path, what: str, got: dict, valid: Sequence[str]) -> None:
+    """ParamsError naming the file, the first unknown key of `got` and the closest valid one."""
+    wrong = unknown_key(what, got, valid)
+    if wrong:
+        raise ParamsError(f"{path}: {wrong}")
 
 
 def load_params(path: str | Path) -> BookParams:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
+
+from nnafc.params import unknown_key
 
 __all__ = ["GPConfig", "as_config", "DTYPES"]
 
@@ -96,11 +97,9 @@ class GPConfig:
         """A config from a mapping (YAML); an unknown key raises ValueError naming the closest one."""
         d = dict(d or {})
         valid = [f.name for f in dataclasses.fields(cls)]
-        for key in d:
-            if key not in valid:
-                close = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"unknown GP config key {key!r}{hint}; valid: {', '.join(valid)}")
+        wrong = unknown_key("GP config key", d, valid)
+        if wrong:
+            raise ValueError(wrong)
         for key in ("init_depth", "mutation_depth", "windows"):  # YAML gives lists
             if isinstance(d.get(key), list):
                 d[key] = tuple(d[key])
