@@ -19,12 +19,13 @@ $(BIN)/.installed: pyproject.toml
 book: $(BIN)/.installed
 	$(BIN)/nnafc book --params $(PARAMS) $(DATA_ARG) --out runs/$(notdir $(basename $(PARAMS)))
 
-## test: lint, unit + real-data tests, then the smoke book executed and checked by nbval
+## test: lint, unit + real-data tests, then the smoke book executed, checked by nbval and in Chromium
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 	$(BIN)/nnafc book --params params/smoke.yaml $(DATA_ARG) --out $(SMOKE)
 	$(BIN)/pytest -q --nbval-lax -p no:cacheprovider $(SMOKE)/notebooks
+	$(BIN)/nnafc pagecheck $(SMOKE)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from nnafc import chapter_params
+from nnafc import chapter_params, pages
 from nnafc.data.locate import data_dir
 from nnafc.params import BookParams, ParamsError, load_params
 
@@ -188,9 +188,11 @@ def _unlink_missing(markdown: str, chapters: list[str]) -> str:
     )
 
 
-def render(run_dir: Path, chapters: list[str], failed: list[str] = ()) -> Path:
-    """Stage the executed notebooks as book sources and build HTML with execution off
-    (`failed` chapters from their marked `<chapter>.failed.ipynb`)."""
+def render(run_dir: Path, chapters: list[str], failed: list[str] = (), command: str = "nnafc book",
+           data: str | Path | None = None) -> Path:
+    """Stage the executed notebooks as book sources (`pages.for_readers`: code folded, parameters in
+    one block, a "Reproduce this page" box with `command`, no build-machine paths) and build HTML
+    with execution off (`failed` chapters from their marked `<chapter>.failed.ipynb`)."""
     site = run_dir / "site"
     shutil.rmtree(site, ignore_errors=True)
     (site / "book").mkdir(parents=True)
@@ -199,9 +201,10 @@ def render(run_dir: Path, chapters: list[str], failed: list[str] = ()) -> Path:
     (site / "_toc.yml").write_text(_staged_toc(shown))
     for page in BOOK_DIR.glob("*.md"):
         (site / "book" / page.name).write_text(_unlink_missing(page.read_text(), shown))
+    scrub = pages.scrub_paths(data, ROOT, run_dir)
     for chapter in shown:
         name = f"{chapter}.failed.ipynb" if chapter in failed else f"{chapter}.ipynb"
-        shutil.copy(run_dir / "notebooks" / name, site / "book" / f"{chapter}.ipynb")
+        pages.stage(run_dir / "notebooks" / name, site / "book" / f"{chapter}.ipynb", chapter, command, scrub)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(site), "--path-output", str(run_dir)]
     cmd += ["-W", "--keep-going"]  # a broken reference or missing output fails the build
@@ -254,11 +257,19 @@ def build_book(
         t0 = time.monotonic()
         failed = [f.chapter for f in failures]
         _mark_failed(run_dir / "notebooks", failures)
-        render(run_dir, [c for c in params.chapters if c not in failed], failed=failed)
+        command = f"nnafc book --params {_shown_path(params_path)}" + (" --data <data>" if root else "")
+        render(run_dir, [c for c in params.chapters if c not in failed], failed=failed, command=command,
+               data=root)
         print(f"[book] rendered in {time.monotonic() - t0:.0f}s", flush=True)
     if failures:
         raise BookFailed(failures, run_dir)
     return run_dir
+
+
+def _shown_path(path: str | Path) -> str:
+    """A parameter file as a page shows it: relative to the repository when inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
 
 
 def _seconds(executed: Path) -> float | None:

@@ -13,6 +13,7 @@ its traceback. Ctrl-C prints `interrupted` and exits with 130.
     nnafc study inventory|build --params params/study.yaml [--data PATH] [--families F,..] [--windows K,..]
     nnafc protocol --stage selection|confirmation [--params params/protocol.yaml] [--data PATH]
     nnafc book --params params/X.yaml [--data PATH] [--out RUN_DIR] [--no-render] [--force]
+    nnafc pagecheck RUN_DIR [--no-screenshots]
     nnafc apply [--zoo DIR [--keys K ...|--family F]] [--pk NAME ...] --data PATH --start D --end D --out FILE
     nnafc export FACTORS.parquet --out FILE.csv|FILE.parquet|QLIB_DIR [--prefix P] [--force]
     nnafc evaluate FACTORS.parquet --data PATH [--horizon 5] [--out report.html|DIR]
@@ -193,6 +194,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pagecheck(args: argparse.Namespace) -> int:
+    from nnafc.pagecheck import check_book, format_report
+
+    report = check_book(args.run_dir, screenshots=not args.no_screenshots)
+    print(format_report(report))
+    return RUN_FAILED if report.problems else 0
+
+
 def _wide_print():
     import pandas as pd
 
@@ -264,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--no-render", action="store_true", help="execute only, do not render HTML")
     book.add_argument("--force", action="store_true", help="re-execute chapters that are up to date")
     book.set_defaults(handler=_book)
+    pagecheck = commands.add_parser("pagecheck", help="open every page of a rendered book in headless "
+                                    "Chromium: load errors, error outputs, missing images, empty tables, "
+                                    "build-machine paths, broken links; screenshots")
+    pagecheck.add_argument("run_dir", help="a book's run directory (with _build/html), e.g. runs/smoke")
+    pagecheck.add_argument("--no-screenshots", action="store_true", help="do not save page screenshots")
+    pagecheck.set_defaults(handler=_pagecheck)
     _add_factor_commands(commands)
     return parser
 

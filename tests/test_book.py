@@ -64,6 +64,8 @@ def test_render_builds_html_with_the_executed_outputs(tmp_path):
     assert index.is_file()
     page = (tmp_path / "_build" / "html" / "book" / "kernel.html").read_text()
     assert "The kernel" in page
+    assert "Reproduce this page" in page and "hide above-input" in page  # the readers' copy (nnafc.pages)
+    assert str(tmp_path) not in page
     toc = (tmp_path / "site" / "_toc.yml").read_text()
     assert "book/kernel" in toc
 
