@@ -23,6 +23,7 @@
 # %% tags=["parameters"]
 data = None  # data directory; None: NNAFC_DATA, else the simulated market
 seed = 0
+results = None  # where this chapter records its claims for the front page (nnafc book sets it)
 device = "cpu"
 universe = "csi300"
 start = "2010-01-01"
@@ -290,3 +291,14 @@ None if p_report is None else p_report.aims()
 # {glue:text}`p_csi300_ratio:.2f`, above the best PK factor ({glue:text}`p_csi300_pk:.4f`) in
 # {glue:text}`p_csi300_wins` of four. The table above says which aims are met. The aim *Only
 # NNAFC above Only GP* is read in the GP-vs-NNAFC chapter, on the study's windows.
+
+# %% [markdown]
+# ## The claims this chapter checks
+#
+# The rows this chapter records for the book's front page: the paper's number, ours and a
+# verdict by the rules stated in `nnafc.headline`.
+
+# %%
+from nnafc import headline
+
+headline.record(headline.pretraining_claims(best, q_summary), "pretraining", results)

@@ -29,6 +29,7 @@
 # %% tags=["parameters"]
 data = None  # data directory; None: NNAFC_DATA, else the simulated market
 seed = 0
+results = None  # where this chapter records its claims for the front page (nnafc book sets it)
 device = "cpu"  # where the study's stored networks run
 universe = "all"  # Table 7: "all Chinese A-share stocks" (csi300 for quick runs)
 start = "2014-07-01"  # first day loaded: PK history before Table 5's first training year
@@ -276,3 +277,14 @@ t5_facts.round(4)
 #   that width are not evidence either way.
 # * The paper's period, universe filters and PK 50 are not given, so only the direction and
 #   rough size of its results can be checked, not its digits.
+
+# %% [markdown]
+# ## The claims this chapter checks
+#
+# The rows this chapter records for the book's front page: the paper's number, ours and a
+# verdict by the rules stated in `nnafc.headline`.
+
+# %%
+from nnafc import headline
+
+headline.record(headline.table7_claims(ours), "real_world", results)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,18 +30,19 @@ from nnafc.params import BookParams, ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository: book/, _config.yml, _toc.yml
 BOOK_DIR = ROOT / "book"
+FRONT = "intro"  # the front page: executed after the chapters, from the claims they recorded
 
 
 def chapters() -> list[str]:
-    """The book's own chapters: the py:percent notebooks in book/."""
-    return sorted(p.stem for p in BOOK_DIR.glob("*.py"))
+    """The book's own chapters: the py:percent notebooks in book/ (the front page aside)."""
+    return sorted(p.stem for p in BOOK_DIR.glob("*.py") if p.stem != FRONT)
 
 
 def chapter_source(chapter: str) -> Path:
     """book/<chapter>.py; ParamsError for any name that is not one of the book's chapters (a path
     such as "../x/evil" included: only the book's own notebooks are ever executed)."""
     known = chapters()
-    if not isinstance(chapter, str) or chapter not in known:
+    if not isinstance(chapter, str) or chapter not in [*known, FRONT]:
         raise ParamsError(f"unknown chapter {chapter!r}; the book has {known}")
     return BOOK_DIR / f"{chapter}.py"
 
@@ -181,13 +181,6 @@ def _staged_toc(chapters: list[str]) -> str:
     return yaml.safe_dump(toc, sort_keys=False)
 
 
-def _unlink_missing(markdown: str, chapters: list[str]) -> str:
-    """Links to chapters this run did not execute become plain text (a smoke run is a subset)."""
-    return re.sub(
-        r"\{doc\}`([\w-]+)`", lambda m: m.group(0) if m.group(1) in chapters else m.group(1), markdown
-    )
-
-
 def render(run_dir: Path, chapters: list[str], failed: list[str] = (), command: str = "nnafc book",
            data: str | Path | None = None) -> Path:
     """Stage the executed notebooks as book sources (`pages.for_readers`: code folded, parameters in
@@ -200,11 +193,16 @@ def render(run_dir: Path, chapters: list[str], failed: list[str] = (), command: 
     shown = [*chapters, *failed]
     (site / "_toc.yml").write_text(_staged_toc(shown))
     for page in BOOK_DIR.glob("*.md"):
-        (site / "book" / page.name).write_text(_unlink_missing(page.read_text(), shown))
+        (site / "book" / page.name).write_text(pages.unlink_missing(page.read_text(), shown))
     scrub = pages.scrub_paths(data, ROOT, run_dir)
-    for chapter in shown:
+    front = [FRONT] if (run_dir / "notebooks" / f"{FRONT}.ipynb").is_file() and FRONT not in failed else []
+    if not front and FRONT not in shown and not (site / "book" / f"{FRONT}.md").is_file():  # the root page
+        (site / "book" / f"{FRONT}.md").write_text(
+            "# NNAFC, reproduced\n\nThe front page was not executed in this run; the chapters follow.\n")
+    for chapter in [*front, *shown]:
         name = f"{chapter}.failed.ipynb" if chapter in failed else f"{chapter}.ipynb"
-        pages.stage(run_dir / "notebooks" / name, site / "book" / f"{chapter}.ipynb", chapter, command, scrub)
+        pages.stage(run_dir / "notebooks" / name, site / "book" / f"{chapter}.ipynb", chapter, command, scrub,
+                    links=shown, front=chapter == FRONT)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(site), "--path-output", str(run_dir)]
     cmd += ["-W", "--keep-going"]  # a broken reference or missing output fails the build
@@ -244,10 +242,23 @@ def build_book(
             parameters["data"] = str(root.resolve())
         chapter_params.check(chapter, parameters, chapter_params.declared(chapter_source(chapter)))
         planned[chapter] = parameters
+    results = run_dir / "results"  # each chapter's claims for the front page (`nnafc.headline`)
+    for chapter, parameters in planned.items():
+        if "results" in chapter_params.declared(chapter_source(chapter)):
+            parameters["results"] = str(results)
     failures = []
     for chapter, parameters in planned.items():
         try:
             execute_chapter(chapter, parameters, run_dir / "notebooks", force=force)
+        except ChapterFailed as exc:
+            print(f"[book] FAILED: {exc}", file=sys.stderr, flush=True)
+            failures.append(exc)
+    if (BOOK_DIR / f"{FRONT}.py").is_file():  # the front page, always from this run's claims
+        failed = [f.chapter for f in failures]
+        front = {"results": str(results), "chapters": list(planned), "failed": failed,
+                 "params_file": _shown_path(params_path), "data": str(root.resolve()) if root else None}
+        try:
+            execute_chapter(FRONT, front, run_dir / "notebooks", force=True)
         except ChapterFailed as exc:
             print(f"[book] FAILED: {exc}", file=sys.stderr, flush=True)
             failures.append(exc)

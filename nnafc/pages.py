@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 FOLDED = "hide-input"
@@ -46,6 +46,10 @@ def _scrub(node, scrub: Mapping[str, str]):
     return node
 
 
+def _markdown(source: str, cell_id: str) -> dict:
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": source}
+
+
 def _source(cell) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
@@ -66,8 +70,18 @@ def reproduce_box(chapter: str, command: str, seconds: float | None) -> str:
             f"data directory (`--data` or `NNAFC_DATA`).{took}\n```")
 
 
-def for_readers(nb: dict, chapter: str, command: str, scrub: Mapping[str, str]) -> dict:
-    """A staged copy of an executed notebook (nbformat 4 as a dict) for rendering; `nb` is unchanged."""
+def unlink_missing(markdown: str, chapters: Sequence[str]) -> str:
+    """Links to chapters this run did not execute become plain text (a smoke run may be a subset)."""
+    return re.sub(r"\{doc\}`([\w-]+)`", lambda m: m.group(0) if m.group(1) in chapters else m.group(1),
+                  markdown)
+
+
+def for_readers(nb: dict, chapter: str, command: str, scrub: Mapping[str, str],
+                links: Sequence[str] | None = None, front: bool = False) -> dict:
+    """A staged copy of an executed notebook (nbformat 4 as a dict) for rendering; `nb` is unchanged.
+    `links`: the chapters this run rendered ({doc} links to any other become plain text). `front`:
+    the book's front page, results only: no parameters block and no reproduce box (it says itself
+    what built the book)."""
     nb = copy.deepcopy(nb)
     cells, out = nb["cells"], []
     defaults = next((c for c in cells if "parameters" in _tags(c)), None)
@@ -75,29 +89,32 @@ def for_readers(nb: dict, chapter: str, command: str, scrub: Mapping[str, str]) 
     seconds = nb.get("metadata", {}).get("nnafc", {}).get("seconds")
     for i, cell in enumerate(cells):
         if cell is defaults or cell is injected:
-            if cell is (defaults or injected):  # one block where the first of them stood
+            if cell is (defaults or injected) and not front:  # one block where the first of them stood
                 block = _parameters_block(_source(defaults) if defaults else "",
                                           _source(injected) if injected else "", chapter)
-                out.append({"cell_type": "markdown", "metadata": {}, "source": block})
+                out.append(_markdown(block, f"{chapter}-parameters"))
             continue
         if cell["cell_type"] == "code" and not KEEP & set(_tags(cell)):
             _tags(cell).append(FOLDED)
         out.append(cell)
-        if i == 0 and cell["cell_type"] == "markdown":  # under the title
+        if i == 0 and cell["cell_type"] == "markdown" and not front:  # under the title
             box = reproduce_box(chapter, command, seconds)
-            out.append({"cell_type": "markdown", "metadata": {}, "source": box})
+            out.append(_markdown(box, f"{chapter}-reproduce"))
     nb["cells"] = [_scrub(c, scrub) for c in out]
     for c in nb["cells"]:
         if c["cell_type"] == "markdown":
             c.pop("outputs", None)
             c.pop("execution_count", None)
+            if links is not None:
+                c["source"] = unlink_missing(_source(c), links)
     return nb
 
 
-def stage(executed: Path, staged: Path, chapter: str, command: str, scrub: Mapping[str, str]) -> None:
+def stage(executed: Path, staged: Path, chapter: str, command: str, scrub: Mapping[str, str],
+          links: Sequence[str] | None = None, front: bool = False) -> None:
     """Write the readers' copy of an executed notebook file."""
     nb = json.loads(executed.read_text())
-    staged.write_text(json.dumps(for_readers(nb, chapter, command, scrub), indent=1))
+    staged.write_text(json.dumps(for_readers(nb, chapter, command, scrub, links, front), indent=1))
 
 
 def scrub_paths(data: str | Path | None, repo: str | Path, run_dir: str | Path) -> dict[str, str]:

@@ -4,7 +4,7 @@ exercised by `make test`, which executes the smoke book and checks it with nbval
 import nbformat
 import pytest
 
-from nnafc import book
+from nnafc import book, pages
 
 
 def _executed_notebook(path, fingerprint):
@@ -84,7 +84,7 @@ def test_unknown_chapter_is_refused(bad):
 
 def test_links_to_chapters_not_executed_become_text():
     text = "see {doc}`kernel` and {doc}`real_world`"
-    assert book._unlink_missing(text, ["kernel"]) == "see {doc}`kernel` and real_world"
+    assert pages.unlink_missing(text, ["kernel"]) == "see {doc}`kernel` and real_world"
 
 
 def _tiny_book(tmp_path, monkeypatch):

@@ -51,6 +51,14 @@ def test_readers_copy_folds_code_merges_parameters_and_hides_paths() -> None:
     assert nb["cells"][3]["outputs"][0]["text"].startswith("read /srv/me/data")  # the executed one unchanged
 
 
+def test_the_front_page_shows_results_only() -> None:
+    out = pages.for_readers(_notebook(), "intro", "nnafc book", {}, links=["kernel"], front=True)
+    sources = [c["source"] for c in out["cells"]]
+    assert sources[0] == "# Title"
+    assert not any("Parameters of this run" in s or "Reproduce" in s for s in sources)
+    assert [c["cell_type"] for c in out["cells"]] == ["markdown", "code", "code", "code"]
+
+
 def test_scrub_keeps_paths_that_only_share_a_prefix() -> None:
     scrub = pages.scrub_paths(None, "/srv/repo", "/elsewhere/run")
     text = "/srv/repo /srv/repo2 /srv/repo/x /elsewhere/run/y"
@@ -99,9 +107,10 @@ def test_pagecheck_passes_a_clean_site(tmp_path) -> None:
 
     good = ('<h1 id="top">Fine</h1><img src="ok.png"><table><tbody><tr><td>1</td></tr></tbody></table>'
             '<a href="other.html#sec">next</a><a href="https://example.org/x">web</a>')
-    site = _site(tmp_path, good, {"other.html": '<h2 id="sec">Other</h2><a href="index.html#top">back</a>'})
+    site = _site(tmp_path, good, {"other.html": '<h2 id="sec">Other</h2><a href="index.html#top">back</a>',
+                                  "go.html": '<meta http-equiv="Refresh" content="0; url=other.html" />'})
     report = check_book(site, forbidden={"/srv/repo": "."})
-    assert report.problems == [] and sorted(report.pages) == ["index.html", "other.html"]
+    assert report.problems == [] and sorted(report.pages) == ["go.html", "index.html", "other.html"]
     assert (site / "screenshots" / "index.png").is_file()
 
 
@@ -115,15 +124,17 @@ def test_pagecheck_finds_every_kind_of_breakage(tmp_path, capsys) -> None:
            '<img src="missing.png"><table><thead><tr><th>a</th></tr></thead><tbody></tbody></table>'
            '<p>read /srv/repo/runs/x/data.parquet</p>'
            '<a href="nowhere.html">gone</a><a href="other.html#nosuch">anchor</a>')
-    site = _site(tmp_path, bad, {"other.html": '<h2 id="sec">Other</h2>'})
+    redirect = '<meta http-equiv="Refresh" content="0; url=book/gone.html" />'
+    site = _site(tmp_path, bad, {"other.html": '<h2 id="sec">Other</h2>', "go.html": redirect})
     report = check_book(site, forbidden={"/srv/repo": "."}, screenshots=False)
     found = sorted((p.page, p.what) for p in report.problems)
-    assert found == [("index.html", "broken anchor"), ("index.html", "broken link"),
-                     ("index.html", "build-machine path"), ("index.html", "empty table"),
+    assert found == [("go.html", "broken link"), ("index.html", "broken anchor"),
+                     ("index.html", "broken link"), ("index.html", "build-machine path"),
+                     ("index.html", "empty table"),
                      ("index.html", "error output"), ("index.html", "error output"),
                      ("index.html", "missing image")]  # the progress bar on stderr is not an error
     assert main(["pagecheck", str(site), "--no-screenshots"]) == 1  # /srv/repo is no path of this machine
-    assert "6 problem(s)" in capsys.readouterr().out
+    assert "7 problem(s)" in capsys.readouterr().out
 
 
 def test_pagecheck_says_what_is_missing_in_one_line(tmp_path, capsys) -> None:
