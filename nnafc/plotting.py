@@ -86,9 +86,9 @@ def plot_saliency(saliency, ax=None, title: str = "Saliency (Eq. 17)", vmax: flo
     ax.set_yticks(range(len(FIELD_LABELS)), FIELD_LABELS)
     ticks = list(range(0, m, 5)) + [m - 1]
     ax.set_xticks(ticks, [f"t-{m - 1 - t}" if t < m - 1 else "t" for t in ticks])
-    ax.set(title=title, xlabel="input day")
+    ax.set(title=title, xlabel="input day (t = the factor's day)", ylabel="input field")
     ax.grid(False)
-    ax.figure.colorbar(image, ax=ax, fraction=0.03)
+    ax.figure.colorbar(image, ax=ax, fraction=0.03, label="mean ∂ output / ∂ input")
     return ax
 
 
@@ -109,7 +109,8 @@ def plot_pruning(table: pd.DataFrame, ax=None):
     ax = _axes(ax)
     ax.plot(table.index, table["valid rank IC"], marker="o", label="validation rank IC")
     ax.plot(table.index, table["rank corr with seed"], marker="s", label="rank correlation with the seed")
-    ax.set(xlabel="pruning rate", ylabel="", title="Effect of the pruning rate")
+    ax.set(xlabel="pruning rate (share of weights set to zero)", ylabel="rank correlation (mean daily)",
+           title="Effect of the pruning rate")
     ax.legend(fontsize=8)
     return ax
 
