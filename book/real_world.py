@@ -42,6 +42,9 @@ n_test = 90
 benchmark = "ZZ500"  # the index excess returns are measured against
 top_k = 50  # stocks held, equal weight
 rebalance = 5  # trading days between signals
+rule = "topk"  # "topk": hold the top k in equal value, re-weighted each rebalance (the paper's);
+#   "dropout": Qlib's TopkDropout (replace at most n_drop of the held stocks per rebalance)
+n_drop = 5  # stocks replaced at most per rebalance under rule "dropout" (Qlib's benchmark: 5)
 horizon = 5  # label horizon (days)
 round_trip_cost = 0.003  # the paper's "commission fee is 0.3 %", as buy 0.1 % + sell 0.2 %
 cost_grid = [0.0, 0.0015, 0.003]  # round trips of the cost sensitivity
@@ -128,8 +131,9 @@ Markdown(
 # %%
 pk = factor.cached(table7.pk_set(pk_factors), ch.panel)
 cfg = StrategyConfig(top_k=top_k, rebalance=rebalance, horizon=horizon, round_trip_cost=round_trip_cost,
-                        model={"max_depth": max_depth, "learning_rate": learning_rate,
-                               "n_estimators": n_estimators, "seed": seed, "n_jobs": n_jobs})
+                     rule=rule, n_drop=n_drop,
+                     model={"max_depth": max_depth, "learning_rate": learning_rate,
+                            "n_estimators": n_estimators, "seed": seed, "n_jobs": n_jobs})
 f_study = Study.load(study, data)
 in_study = pd.Series({f"{s.dates()['test'][0].date()} ..": f_study.window_of(s, ch.panel) for s in splits},
                      name="study window", dtype=object)

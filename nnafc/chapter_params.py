@@ -167,7 +167,7 @@ RULES: dict[str, Rule] = {
     "pretrain_epochs": _int(0), "max_gp_pairs": _int(0),
     "factors": _each(_pk_name), "construct_seed": _pk_name, "structures": _each(_net), "construct_net": _net,
     "quality_family": lambda v: None if isinstance(v, str) and v else "must be a family name (string)",
-    "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"),
+    "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"), "rule": _one_of("topk", "dropout"),
     "table5_windows": _table5_windows, "protocol_params": _params_file("protocol"),
     "study": _params_file("study"),
     "pk_factors": lambda v: None if v is None else _int(1)(v),

@@ -8,6 +8,7 @@ import pytest
 
 from nnafc.data import Panel
 from nnafc.strategy import BacktestResult, backtest, signal_days
+from nnafc.strategy.portfolio import select_dropout
 
 
 def make_panel(close, open_=None, traded=None, in_universe=None) -> Panel:
@@ -162,11 +163,12 @@ def test_weights_and_cash_sum_to_one(execution):
         assert not (limits["limit_down"][j] & (before > 0) & (res.weights[i] == 0)).any()
 
 
-@pytest.mark.parametrize("execution", ["open", "close"])
-def test_no_look_ahead_changing_the_future_changes_no_position(execution):
+@pytest.mark.parametrize(("execution", "rule"), [("open", "topk"), ("close", "topk"), ("open", "dropout")])
+def test_no_look_ahead_changing_the_future_changes_no_position(execution, rule):
     panel, scores, limits = random_case(1)
     days = slice(3, 40)
-    base = backtest(scores, panel, days, top_k=4, rebalance=3, execution=execution, **limits)
+    drop = {"rule": rule, "n_drop": 2} if rule == "dropout" else {}
+    base = backtest(scores, panel, days, top_k=4, rebalance=3, execution=execution, **drop, **limits)
     rng = np.random.default_rng(7)
     for t in (5, 11, 20, 33):  # panel day positions
         fields = {k: v.copy() for k, v in panel.fields.items()}
@@ -178,7 +180,7 @@ def test_no_look_ahead_changing_the_future_changes_no_position(execution):
         s2 = scores.copy()
         s2[t + 1:] = rng.normal(size=s2[t + 1:].shape)
         lim2 = {k: np.where(np.arange(panel.shape[0])[:, None] > t, ~m, m) for k, m in limits.items()}
-        other = backtest(s2, future, days, top_k=4, rebalance=3, execution=execution, **lim2)
+        other = backtest(s2, future, days, top_k=4, rebalance=3, execution=execution, **drop, **lim2)
         k = t - days.start + 1  # result rows for days <= t
         np.testing.assert_array_equal(other.weights[:k], base.weights[:k])
         np.testing.assert_array_equal(other.returns.to_numpy()[:k], base.returns.to_numpy()[:k])
@@ -187,10 +189,75 @@ def test_no_look_ahead_changing_the_future_changes_no_position(execution):
 
 def test_parameters_are_validated():
     panel, scores, limits = random_case(2, t=10, n=4)
-    bads = ({"top_k": 0}, {"rebalance": 0}, {"execution": "vwap"}, {"buy_cost": -0.1}, {"sell_cost": 0.5})
+    bads = ({"top_k": 0}, {"rebalance": 0}, {"execution": "vwap"}, {"buy_cost": -0.1}, {"sell_cost": 0.5},
+            {"rule": "topkdrop"}, {"rule": "dropout", "n_drop": 51}, {"rule": "dropout", "n_drop": -1})
     for bad in bads:
         with pytest.raises(ValueError):
             backtest(scores, panel, slice(1, 10), **limits, **bad)
     with pytest.raises(ValueError, match="shape"):
         backtest(scores[:, :3], panel, slice(1, 10), **limits)
     assert isinstance(backtest(scores, panel, slice(1, 10), **limits), BacktestResult)
+
+
+# ----------------------------------------------------------------------------- Qlib's TopkDropout
+
+
+def test_dropout_decision_is_qlibs():
+    """Qlib's TopkDropoutStrategy (bottom / top), by hand: held A, B, C, D; E the best not held."""
+    scores = np.array([0.9, 0.8, 0.1, 0.5, 0.95, 0.3, 0.2, np.nan])  # A..H
+    eligible = np.ones(8, dtype=bool)
+    held = np.zeros(8, dtype=bool)
+    held[:4] = True
+    sell, buy = select_dropout(scores, eligible, held, k=4, n_drop=1)
+    assert sell.tolist() == [2] and buy.tolist() == [4]  # C (lowest of held + candidates) out, E in
+    sell, buy = select_dropout(scores, eligible, held, k=4, n_drop=2)
+    assert sell.tolist() == [2] and buy.tolist() == [4]  # the 2 lowest are C and F: F is not held
+    two = np.array([0.9, 0.8, 0.1, 0.2, 0.95, 0.85, 0.0, np.nan])
+    sell, buy = select_dropout(two, eligible, held, k=4, n_drop=2)
+    assert sell.tolist() == [3, 2] and buy.tolist() == [4, 5]  # D and C out for E and F
+    sell, buy = select_dropout(scores, eligible, held, k=4, n_drop=0)
+    assert sell.size == 0 and buy.size == 0
+    left = eligible.copy()
+    left[0] = False  # A left the universe: it ranks last and goes first
+    sell, buy = select_dropout(scores, left, held, k=4, n_drop=1)
+    assert sell.tolist() == [0] and buy.tolist() == [4]
+    sell, buy = select_dropout(scores, eligible, np.zeros(8, dtype=bool), k=4, n_drop=1)
+    assert sell.size == 0 and buy.tolist() == [4, 0, 1, 3]  # from cash: the top k
+    worse = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.05, 0.0, np.nan])  # no candidate beats a held stock
+    sell, buy = select_dropout(worse, eligible, held, k=4, n_drop=1)
+    assert sell.size == 0 and buy.size == 0  # no selling high to buy low
+
+
+def test_dropout_backtest_by_hand():
+    """k = 2, n_drop = 1: buy A, B from cash; then C beats B: sell B, buy C with B's cash, A untouched."""
+    b, s = 0.001, 0.002
+    close = np.ones((4, 3)) * 10.0
+    close[2:, 0] = 11.0  # A +10 % on day 2
+    scores = np.array([[3.0, 2.0, 1.0], [0, 0, 0], [3.0, 1.0, 2.0], [0, 0, 0]])
+    panel = make_panel(close)
+    res = backtest(scores, panel, slice(1, 4), top_k=2, rebalance=2, execution="close", rule="dropout",
+                   n_drop=1, buy_cost=b, sell_cost=s, **no_limits(panel))
+    x = 0.5 / (1 + b)  # day 1: half the cash each, cost included
+    c = x * (1 - s)  # day 3: B sold, its cash (less the sale cost) buys C
+    end = 1.1 * x + c / (1 + b)  # A untouched, C bought
+    np.testing.assert_allclose(res.weights[-1] * end, [1.1 * x, 0, c / (1 + b)], atol=1e-14)
+    np.testing.assert_allclose(res.returns.to_numpy(), [2 * x - 1, 0.05, end / (2.1 * x) - 1], atol=1e-14)
+    np.testing.assert_allclose(res.costs, b * res.bought + s * res.sold, atol=1e-15)
+    assert res.params["rule"] == "dropout" and res.params["n_drop"] == 1
+
+
+def test_dropout_trades_less_and_changes_at_most_n_drop_names():
+    rng = np.random.default_rng(3)
+    panel = make_panel(10 * np.cumprod(1 + rng.normal(0, 0.03, (60, 30)), axis=0))  # always tradable
+    scores = rng.normal(size=(60, 30))
+    days = slice(3, 60)
+    full = backtest(scores, panel, days, top_k=8, rebalance=3, **no_limits(panel))
+    drop = backtest(scores, panel, days, top_k=8, rebalance=3, rule="dropout", n_drop=2, **no_limits(panel))
+    assert drop.turnover.sum() < 0.6 * full.turnover.sum()
+    names = [set(np.flatnonzero(w > 0)) for w in drop.weights]
+    assert len(names[0]) == 8
+    for i in range(1, len(names)):
+        assert len(names[i] - names[i - 1]) <= 2 and len(names[i]) == 8
+    np.testing.assert_allclose(drop.weights.sum(axis=1) + drop.cash.to_numpy(), 1.0, atol=1e-12)
+    again = full.rerun(panel, rule="dropout", n_drop=2, **no_limits(panel))
+    np.testing.assert_array_equal(again.weights, drop.weights)

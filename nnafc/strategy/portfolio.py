@@ -13,6 +13,16 @@ side plus the 0.1 % stamp duty on sales that China levied until August 2023.
 
 Daily returns are close-to-close with weights drifting between rebalances; a suspended stock
 keeps its last close.
+
+Two rules (`rule`):
+
+- `"topk"` (the paper's): every rebalance holds the top-k stocks in equal value, re-weighting the
+  ones kept;
+- `"dropout"`: Qlib's `TopkDropoutStrategy` (method_sell="bottom", method_buy="top"): of the held
+  stocks and the best `n_drop + k - held` stocks not held, sell the held ones among the `n_drop`
+  lowest scores and buy as many of the best not held as keep k stocks; the stocks kept are not
+  traded, the cash from sales (and any left over) is spread equally over the buys. A held stock
+  without a score (it left the universe) ranks last.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ from nnafc.data.tradability import hits_limit_down, hits_limit_up
 BUY_COST = 0.001  # commission + slippage on a purchase
 SELL_COST = 0.002  # commission + slippage 0.1 % + stamp duty 0.1 % on a sale
 EXECUTIONS = ("open", "close")
-BACKTEST_PARAMS = ("top_k", "rebalance", "execution", "buy_cost", "sell_cost")
+RULES = ("topk", "dropout")
+BACKTEST_PARAMS = ("top_k", "rebalance", "execution", "buy_cost", "sell_cost", "rule", "n_drop")
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,48 @@ def select_top_k(scores: np.ndarray, eligible: np.ndarray, k: int) -> np.ndarray
     cand = np.flatnonzero(ok)
     order = np.argsort(-scores[cand], kind="stable")
     return cand[order[:k]]
+
+
+def select_dropout(scores: np.ndarray, eligible: np.ndarray, held: np.ndarray, k: int,
+                   n_drop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Qlib's TopkDropout decision (method_sell="bottom", method_buy="top"): indices to sell and
+    to buy, the buys best first. `held (N,)` bool; a held stock without a finite, eligible score
+    ranks below every scored one."""
+    ok = np.isfinite(scores) & eligible  # (N,)
+    rank_score = np.where(ok, scores, -np.inf)
+    last = np.flatnonzero(held)
+    last = last[np.argsort(-rank_score[last], kind="stable")]  # held, best first
+    cand = np.flatnonzero(ok & ~held)
+    today = cand[np.argsort(-scores[cand], kind="stable")][: max(n_drop + k - len(last), 0)]
+    comb = np.concatenate([last, today])
+    comb = comb[np.argsort(-rank_score[comb], kind="stable")]
+    bottom = set(comb[len(comb) - n_drop:].tolist()) if n_drop > 0 else set()
+    sell = np.array([i for i in last if i in bottom], dtype=np.int64)
+    buy = today[: max(len(sell) + k - len(last), 0)]
+    return sell, buy
+
+
+def _swap(h: np.ndarray, cash: float, sell: np.ndarray, buy: np.ndarray, can_buy: np.ndarray,
+          can_sell: np.ndarray, buy_cost: float, sell_cost: float
+          ) -> tuple[np.ndarray, float, float, float, float]:
+    """TopkDropout's trades: sell `sell` where it can, then spread all cash equally over `buy`
+    (each buy's value plus its cost is one share of the cash; a buy that cannot trade keeps its
+    share in cash). Kept positions are not traded. Returns as `_rebalance`."""
+    new = h.copy()
+    sellable = sell[can_sell[sell]] if len(sell) else sell
+    sold = float(new[sellable].sum())
+    new[sellable] = 0.0
+    cash = cash + sold * (1.0 - sell_cost)
+    bought = 0.0
+    if len(buy):
+        share = cash / len(buy)
+        buyable = buy[can_buy[buy]]
+        new[buyable] += share / (1.0 + buy_cost)
+        bought = float(len(buyable) * share / (1.0 + buy_cost))
+        cash -= len(buyable) * share
+    if abs(cash) < 1e-12:
+        cash = 0.0
+    return new, cash, bought, sold, buy_cost * bought + sell_cost * sold
 
 
 def _equal_value(value: float, locked: float, fixed_cost: float, h_free: np.ndarray,
@@ -182,6 +235,8 @@ def backtest(
     sell_cost: float = SELL_COST,
     limit_up: np.ndarray | None = None,  # (T, N) bool; default: nnafc.data.tradability at `execution`
     limit_down: np.ndarray | None = None,
+    rule: str = "topk",  # "topk": equal value over the top k; "dropout": Qlib's TopkDropout
+    n_drop: int = 5,  # "dropout": stocks replaced at most per rebalance (Qlib's benchmark: 5)
 ) -> BacktestResult:
     """Long the top-k stocks by `scores (T, N)` (only signal-day rows are read), daily returns over `days`."""
     t_all, n = panel.shape
@@ -194,6 +249,10 @@ def backtest(
         raise ValueError(f"rebalance must be a positive number of days, got {rebalance!r}")
     if execution not in EXECUTIONS:
         raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if rule == "dropout" and (not isinstance(n_drop, int | np.integer) or not 0 <= n_drop <= top_k):
+        raise ValueError(f"n_drop must be an integer in 0..top_k ({top_k}), got {n_drop!r}")
     for name, c in (("buy_cost", buy_cost), ("sell_cost", sell_cost)):
         if not 0 <= c < 0.1:
             raise ValueError(f"{name} is a fraction of traded value in [0, 0.1), got {c}")
@@ -225,11 +284,16 @@ def backtest(
         else:
             h = np.where(held, h * close[d] / close[d - 1], 0.0)
         if d - 1 in is_signal:
-            target = select_top_k(scores[d - 1], panel.in_universe[d - 1], top_k)
             can_buy = traded[d] & ~limit_up[d]
             can_sell = traded[d] & ~limit_down[d]
             value = h.sum() + cash
-            h, cash, bought, sold, cost = _rebalance(h, cash, target, can_buy, can_sell, buy_cost, sell_cost)
+            costs = (buy_cost, sell_cost)
+            if rule == "topk":
+                target = select_top_k(scores[d - 1], panel.in_universe[d - 1], top_k)
+                h, cash, bought, sold, cost = _rebalance(h, cash, target, can_buy, can_sell, *costs)
+            else:
+                sell, buy = select_dropout(scores[d - 1], panel.in_universe[d - 1], h > 0, top_k, n_drop)
+                h, cash, bought, sold, cost = _swap(h, cash, sell, buy, can_buy, can_sell, *costs)
             rec["bought"][i], rec["sold"][i], rec["costs"][i] = bought / value, sold / value, cost / value
             rec["turnover"][i] = (bought + sold) / value
             executions.append(d)
@@ -250,5 +314,6 @@ def backtest(
         instruments=panel.instruments, execution_dates=panel.dates[executions],
         scores=scores[start - 1: stop].copy(),
         params={"top_k": int(top_k), "rebalance": int(rebalance), "execution": execution,
-                "buy_cost": float(buy_cost), "sell_cost": float(sell_cost)},
+                "buy_cost": float(buy_cost), "sell_cost": float(sell_cost), "rule": rule,
+                "n_drop": int(n_drop)},
     )

@@ -29,12 +29,16 @@ class StrategyConfig:
     horizon: int = 5  # label horizon in trading days
     round_trip_cost: float = BUY_COST + SELL_COST  # the paper's 0.3 %, split 1 : 2 buy : sell
     model: dict = field(default_factory=dict)  # FactorModel keyword arguments (grids allowed)
+    rule: str = "topk"  # "topk": equal value over the top k per rebalance (§4.4); "dropout": TopkDropout
+    n_drop: int = 5  # "dropout": stocks replaced at most per rebalance
 
     def backtest_kw(self) -> dict:
         share = BUY_COST / (BUY_COST + SELL_COST)
         return {
             "top_k": self.top_k,
             "rebalance": self.rebalance,
+            "rule": self.rule,
+            "n_drop": self.n_drop,
             "buy_cost": self.round_trip_cost * share,
             "sell_cost": self.round_trip_cost * (1 - share),
         }
