@@ -36,13 +36,14 @@ def _scrub_text(text: str, scrub: Mapping[str, str]) -> str:
 
 
 def _scrub(node, scrub: Mapping[str, str]):
-    """Every string in a cell (source, outputs of any MIME type), paths replaced."""
+    """Every string in a cell (source, text and HTML outputs), paths replaced; images are left as
+    they are (base64 text could hold a path's characters by chance)."""
     if isinstance(node, str):
         return _scrub_text(node, scrub)
     if isinstance(node, list):
         return [_scrub(v, scrub) for v in node]
     if isinstance(node, dict):
-        return {k: _scrub(v, scrub) for k, v in node.items()}
+        return {k: v if str(k).startswith("image/") else _scrub(v, scrub) for k, v in node.items()}
     return node
 
 

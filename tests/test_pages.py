@@ -28,7 +28,10 @@ def _notebook() -> dict:
         _code('# Parameters\ndata = "/srv/me/data"\nseed = 1\n', tags=["injected-parameters"]),
         _code("ch = setup(data)", outputs=[{"output_type": "stream", "name": "stdout",
                                            "text": "read /srv/me/data/a.parquet in /srv/repo/runs/x\n"}]),
-        _code("table", tags=["nbval-check-output", "hide-input"]),
+        _code("table", tags=["nbval-check-output", "hide-input"],
+              outputs=[{"output_type": "display_data", "metadata": {},
+                        "data": {"image/png": "iVBOR/srv/me/data+x",
+                                 "text/plain": "<Figure /srv/me/data>"}}]),
         _code("shown()", tags=["show-input"]),
     ]}
 
@@ -45,10 +48,12 @@ def test_readers_copy_folds_code_merges_parameters_and_hides_paths() -> None:
     assert "Reproduce this page" in box and "nnafc book --params params/p.yaml" in box and "1 min 15 s" in box
     assert params.startswith("````{dropdown} Parameters of this run")
     assert "seed = 1" in params and "seed = 0" in params  # the run's values and the defaults, one block
-    text = str(out)
+    text = str(out).replace("iVBOR/srv/me/data+x", "")  # but for the image's bytes
     assert "/srv/" not in text
     assert 'data = "<data>"' in params and "read <data>/a.parquet in runs/x" in text
     assert nb["cells"][3]["outputs"][0]["text"].startswith("read /srv/me/data")  # the executed one unchanged
+    figure = out["cells"][4]["outputs"][0]["data"]
+    assert figure == {"image/png": "iVBOR/srv/me/data+x", "text/plain": "<Figure <data>>"}  # bytes untouched
 
 
 def test_the_front_page_shows_results_only() -> None:
