@@ -71,9 +71,12 @@ Markdown(f"Built from `{built['parameters']}` on *{built['data']}*, code `{built
 # - {doc}`gp_vs_nnafc` (§3.1, §4.2, Table 4): Only GP / GP and NNAFC / Only NNAFC on the study's
 #   rolling windows (test rank IC, ICIR, diversity beside the paper); the formulas GP found;
 #   formulas (9) → (10) and whether a GP child or an NNAFC update keeps its parent's IC.
+# - {doc}`extractors` (§4.3, Table 6): GP, FCN, LeNet, ResNet, LSTM, TCN and Transformer on the
+#   study's windows: test IC beside the paper's, spread over factors, validation against test,
+#   each family against FCN and GP window by window, construction time.
 # - {doc}`real_world` (§4.4, Table 7, and §4.2, Table 5): the XGBoost multi-factor strategy on
 #   PK 50, GP 50 and Combine 50 per network against ZZ500 / HS300, with bootstrap Sharpe
 #   intervals and cost sensitivity; Table 5's windows.
 #
-# Not yet reproduced: the feature-extractor comparison (§4.3, Table 6) and the clustering of
-# factors by network family (§4.5, Figs. 7–8); `nnafc.nets` already holds all seven extractors.
+# Not yet reproduced: Table 6's diversity column and the clustering of factors by network family
+# (§4.5, Figs. 7–8).

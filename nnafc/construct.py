@@ -846,6 +846,25 @@ def _values_ic(values: np.ndarray, ds: DaySet) -> float:
     return mean_rank_ic(ds.pad(ds.windows.gather(values)), ds.label)
 
 
+def measured_ics(values: Sequence[np.ndarray], panel: Panel, split: Split,
+                 periods: Sequence[str] = ("valid", "test"),
+                 cfg: ConstructConfig | dict | None = None) -> list[dict[str, float]]:
+    """Mean daily rank IC of any factors' `(T, N)` values on a split's periods, measured exactly as
+    `construct_factor` measures its seed factor and its network (the same stocks: those with windows
+    under the training-day standardiser; the same labels, cut at each period's end). How formulas
+    (GP) are put beside the networks' stored ICs. One dict {period: IC} per values array."""
+    cfg = as_config(cfg)
+    st = Standardiser(cfg.normalisation, cfg.m).fit(panel.slice_days(0, split.valid.stop), split.train)
+    sets = {}
+    for period in periods:
+        days = getattr(split, period)
+        if days.stop > days.start:
+            w = st.transform(panel, days)
+            label = w.gather(period_labels(panel["close"], days, cfg.horizon), first_day=days.start)  # (R,)
+            sets[period] = DaySet(w, label, cfg.device)
+    return [{p: _values_ic(v, sets[p]) if p in sets else float("nan") for p in periods} for v in values]
+
+
 def _test_set(panel: Panel, split: Split, st: Standardiser, cfg: ConstructConfig) -> DaySet | None:
     if split.test.stop <= split.test.start:
         return None

@@ -134,6 +134,26 @@ def table7_claims(table: pd.DataFrame) -> list[Claim]:
     return rows
 
 
+def table6_claims(table: pd.DataFrame) -> list[Claim]:
+    """§4.3 Table 6 (`evaluate.extractors.table6`): each extractor's test IC, whether every network
+    beats GP, and whether LSTM's IC is the highest (the paper's best)."""
+    rows = [near(f"Table 6: test IC of {f}", table.loc[f, "test IC"] if table.loc[f, "factors"] else None,
+                 float(table.loc[f, "IC paper"]))
+            for f in table.index if np.isfinite(table.loc[f, "IC paper"])]
+    nets = [f for f in table.index if f != "gp" and table.loc[f, "factors"]]
+    gp = table.loc["gp", "test IC"] if "gp" in table.index and table.loc["gp", "factors"] else None
+    share = None if gp is None or not nets else float(np.mean([table.loc[f, "test IC"] > gp for f in nets]))
+    rows.append(at_least("Table 6: every network family beats GP on test IC (share of families)", share,
+                         1.0, 0.5, unit="%"))
+    theirs = paper.TABLE6_EXTRACTORS["IC"]
+    others = [f for f in nets if f != "lstm"]
+    lead = (table.loc["lstm", "test IC"] - max(table.loc[f, "test IC"] for f in others)
+            if "lstm" in nets and others else None)
+    rows.append(same_sign("Table 6: LSTM's test IC is the highest (its lead over the best other network)",
+                          lead, float(theirs["lstm"] - theirs.drop(["lstm", "gp"]).max())))
+    return rows
+
+
 # ----------------------------------------------------------------------------- recording and reading
 
 

@@ -235,3 +235,26 @@ def plot_factor_corr(corr: pd.DataFrame, ax=None):
                 cbar=k > 1)
     ax.set(title="Factor rank correlation", xlabel="", ylabel="")
     return ax
+
+
+def plot_family_ics(factors: pd.DataFrame, paper: pd.Series | None = None, ax=None):
+    """Table 6's spread: every factor's test rank IC by family (points), the family mean (bar) and
+    the paper's IC (cross), families in the given order."""
+    import numpy as np
+
+    ax = _axes(ax, figsize=(8, 3.8))
+    families = list(dict.fromkeys(factors["family"]))
+    rng = np.random.default_rng(0)  # jitter only
+    for i, family in enumerate(families):
+        ic = factors.loc[factors["family"] == family, "test IC"].to_numpy(float)
+        ax.scatter(i + rng.uniform(-0.18, 0.18, len(ic)), ic, s=12, alpha=0.6, color="C0",
+                   label="one factor" if i == 0 else None)
+        ax.hlines(np.nanmean(ic), i - 0.3, i + 0.3, color="k", lw=2, label="family mean" if i == 0 else None)
+        if paper is not None and family in paper.index:
+            ax.scatter(i, paper[family], marker="x", s=60, color="C3", label="paper" if i == 0 else None)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(families)), [f"{f}\n({int((factors['family'] == f).sum())})" for f in families])
+    ax.set(xlabel="family (factors)", ylabel="mean daily rank IC, test days",
+           title="Table 6: test IC of every factor, by feature extractor")
+    ax.legend(fontsize=8)
+    return ax

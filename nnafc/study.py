@@ -240,17 +240,23 @@ class Study:
                 continue
         return sets
 
-    def ic_table(self, family: str, build: bool = False) -> pd.DataFrame:
+    def ic_table(self, family: str, build: bool = False, partial: bool = False) -> pd.DataFrame:
         """One row per factor of a network family on every window, from its stored measurements
         (`quality.meta_row`: window, seed factor, init seed, the seed factor's and the factor's rank
-        IC on train / valid / test, best epoch, seconds) and its key. Missing factors as `factor_set`."""
+        IC on train / valid / test, best epoch, seconds) and its key. Missing factors as `factor_set`,
+        unless `partial`: then only the factors built so far (a family still being built)."""
         from nnafc.evaluate.quality import meta_row
 
         if self._family(family).kind == "gp":
             raise ValueError(f"{family!r} is a GP family: its sets keep formulas, not training measurements")
-        return pd.DataFrame([{**meta_row(self.zoo.meta(key)), "key": key}
-                             for window in range(len(self._windows))
-                             for key in self._keys(family, window, build)])
+        if partial:
+            keys = [self._key(m, seed) for w in range(len(self._windows))
+                    for m, seed in self._seeded(family, w, build=False) or []]
+            keys = [k for k in keys if self.zoo.has(k)]
+        else:
+            keys = [k for w in range(len(self._windows)) for k in self._keys(family, w, build)]
+        columns = None if keys else ["window", "seed factor", "test IC", "valid IC", "seconds", "key"]
+        return pd.DataFrame([{**meta_row(self.zoo.meta(key)), "key": key} for key in keys], columns=columns)
 
     def _keys(self, family: str, window: int, build: bool) -> list[str]:
         """The zoo keys of a network family's factors on `window`, constructing the missing ones

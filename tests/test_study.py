@@ -123,6 +123,33 @@ def test_reloaded_factors_reproduce_their_stored_validation_ic(built) -> None:
             assert ic == pytest.approx(factor.meta["ic"]["constructed"]["valid"], abs=1e-6)
 
 
+def test_measured_ic_is_the_constructions_measure_and_partial_tables_read_what_is_built(built) -> None:
+    from nnafc import pk
+
+    split = built.windows()[0]
+    for factor in built.factor_set("fcn", 0):  # the seed factor's stored ICs, measured again from its values
+        cfg = construct.as_config(factor.meta["config"])
+        values = pk.factor(factor.meta["seed_factor"]).values(built.panel)
+        (ic,) = construct.measured_ics([values], built.panel, split, ("valid", "test"), cfg)
+        for period in ("valid", "test"):
+            assert ic[period] == pytest.approx(factor.meta["ic"]["seed_factor"][period], abs=1e-6)
+    table = built.ic_table("fcn", partial=True)
+    assert len(table) == 2 and table.equals(built.ic_table("fcn"))
+
+
+def test_table6_factor_table_reads_networks_and_measures_formulas(built) -> None:
+    from nnafc.evaluate import extractors
+
+    t = extractors.factor_table(built, ["gp", "fcn", "lstm"])  # lstm: not a family of this study
+    assert t["family"].value_counts().to_dict() == {"gp": 2, "fcn": 2}
+    fcn = t[t["family"] == "fcn"]
+    stored = [f.meta["ic"]["constructed"]["test"] for f in built.factor_set("fcn", 0)]
+    assert sorted(fcn["test IC"]) == sorted(stored)
+    gp = t[t["family"] == "gp"]
+    assert gp["test IC"].notna().all() and gp["seed factor test IC"].isna().all()
+    assert (gp["seconds"] > 0).all() and t["window"].nunique() == 1
+
+
 def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
     gp_set = built.factor_set("gp", 0)
     seeded = built.factor_set("fcn+gp", 0)
