@@ -176,6 +176,14 @@ def test_intervals_costs_and_facts(runs, market):
     assert list(costs.index) == ["PK 50", "GP 50"]
     free, paid = costs[("annual_return", "0.00 %")], costs[("annual_return", "0.30 %")]
     assert (free > paid).all()  # the same scores cost more at a higher fee
+    rules = table7.rule_table(result, market, bench, n_drops=(1, 2), round_trip=0.003)
+    variants = ("top k", "dropout 1", "dropout 2")
+    assert list(rules.index) == [(g, r) for g in ("PK 50", "GP 50") for r in variants]
+    pk = rules.loc["PK 50"]
+    assert pk.loc["dropout 1", "turnover"] < pk.loc["dropout 2", "turnover"] < pk.loc["top k", "turnover"]
+    assert pk.loc["top k", "excess before costs"] > pk.loc["top k", "excess after costs"]
+    paid_excess = costs.loc["PK 50", ("annual_excess", "0.30 %")]
+    assert pk.loc["top k", "excess after costs"] == pytest.approx(paid_excess)
     ours = table7.table7(result, bench)
     facts = table7.table7_facts(ours, iv)
     assert list(facts.index) == ["PK 50", "GP 50"]  # the rows that ran

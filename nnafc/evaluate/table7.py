@@ -205,6 +205,38 @@ def cost_table(
     return wide
 
 
+def rule_table(
+    runs: Mapping[str, RollingRun | None],
+    panel: Panel,
+    bench: Benchmarks,
+    benchmark: str = "ZZ500",
+    n_drops: Sequence[int] = (1, 2, 5, 10),
+    round_trip: float = 0.003,
+) -> pd.DataFrame:
+    """Each run set re-traded (same scores) under the paper's rule (equal value over the top k at
+    every rebalance) and under Qlib's TopkDropout for each `n_drop`: turnover per year, annual
+    excess return before and after a `round_trip` cost, and the excess Sharpe after it. Every
+    variant is shown; none is chosen on these (test) days."""
+    variants = [("topk", None)] + [("dropout", int(k)) for k in n_drops]
+    rows = []
+    for name, run in runs.items():
+        if run is None:
+            continue
+        top_k = run.result.params.get("top_k", 50)
+        for rule, n_drop in variants:
+            if n_drop is not None and n_drop > top_k:
+                continue
+            extra = {"rule": rule} | ({"n_drop": n_drop} if n_drop is not None else {})
+            t = cost_sensitivity(run.result, panel, bench.returns[benchmark], round_trips=(0.0, round_trip),
+                                 **extra)
+            rows.append({"group": name, "rule": "top k" if rule == "topk" else f"dropout {n_drop}",
+                         "turnover": float(t["turnover"].iloc[0]),
+                         "excess before costs": float(t["annual_excess"].iloc[0]),
+                         "excess after costs": float(t["annual_excess"].iloc[1]),
+                         "excess Sharpe after costs": float(t["excess_sharpe"].iloc[1])})
+    return pd.DataFrame(rows).set_index(["group", "rule"]) if rows else pd.DataFrame()
+
+
 def windows_table(runs: Mapping[str, RollingRun | None]) -> pd.DataFrame:
     """What each window chose on its validation days, per run set (hyper-parameters, AUC, window return)."""
     frames = {name: run.windows for name, run in runs.items() if run is not None}
