@@ -219,8 +219,12 @@ def test_a_committed_protocol_factor_is_rebuilt_with_its_stored_ics(data_dir) ->
         pytest.skip(f"the protocol study has no committed factor {key} (build it with `nnafc protocol`)")
     stored = store.meta(key)["ic"]["constructed"]
     rebuilt = construct_factor(seed, params.net, panel, split, {})
+    # Bit-identical on the CPU that built it; another CPU's BLAS sums in another order (seen: an AMD
+    # EPYC with AVX-512 rebuilt a factor stored on another machine 3e-5 apart in IC, and MKL_CBWR
+    # alone moves it by 1e-5), which training carries into the ICs: agreement to 5e-4 is the check
+    # across machines -- a changed config, label or loss moves them by far more.
     for part in ("train", "valid", "test"):
-        assert rebuilt.meta["ic"]["constructed"][part] == pytest.approx(stored[part], abs=1e-6)
+        assert rebuilt.meta["ic"]["constructed"][part] == pytest.approx(stored[part], abs=5e-4)
 
 
 def test_period_ic_from_full_panel_ics_equals_the_cut_labels_ic(panel) -> None:
