@@ -68,7 +68,7 @@ factors = extractors.factor_table(f_study, families)
 table = extractors.table6(factors, families)
 table.round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "Test rank IC of every factor of the study, by feature extractor: dots are factors, bars the family means, crosses the paper's Table 6 IC.", "name": "fig-table6"}}
 ax = plotting.plot_family_ics(factors, paper=table["IC paper"])
 
 # %% [markdown]

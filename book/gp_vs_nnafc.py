@@ -180,7 +180,7 @@ summary.round(3)
 # the share of children that no longer compute, and `value_corr` the median correlation of a
 # child's values with its parent's (does it still rank stocks alike?).
 
-# %%
+# %% mystnb={"figure": {"caption": "§3.1 measured: training IC of each child against its parent (GP edits) and of each constructed factor against its seed (NNAFC updates), left; how alike their values are, right.", "name": "fig-inheritance"}}
 axes = schemes.plot_inheritance(rolling.pairs)
 
 # %% [markdown]

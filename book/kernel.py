@@ -56,7 +56,7 @@ ch.banner()
 # figure can show is the shape of that curve, and what happens when the four are pooled
 # into one cross-section (a mixture, like stocks from different groups on one day).
 
-# %%
+# %% mystnb={"figure": {"caption": "Fig. 3 reproduced: the kernel g(x) against the normalised rank of x, on simulated cross-sections of several shapes.", "name": "fig-kernel"}}
 samples = kernel.kernel_samples(n=n_samples // 4, p=p, seed=seed)
 ax = plotting.plot_kernel_vs_rank(samples)
 
@@ -69,7 +69,7 @@ ax = plotting.plot_kernel_vs_rank(samples)
 # For Gaussian data, rank$/n \approx \Phi(z) \approx$ sigmoid$(1.70 z)$, so $p \approx 3.4$
 # (not 1.83) would make $g$ match the normal rank transform most closely.
 
-# %%
+# %% mystnb={"figure": {"caption": "How the kernel's p changes its agreement with rank: correlation of g(x) with rank(x), left, and the share of values g leaves unsaturated, right, per distribution.", "name": "fig-p-sensitivity"}}
 table = kernel.p_sensitivity(kernel.distributions(n_samples, seed=seed), p_values)
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
 plotting.plot_p_sensitivity(table, ax=axes[0])
@@ -95,7 +95,7 @@ values = {name: pk.compute(name, panel) for name in factors}
 tracking = kernel.tracking_table(values, returns, panel.in_universe, p=p)
 tracking.round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "The first PK factor's daily rank, Pearson and kernel IC on real days (20-day means), left, and the kernel IC against the exact rank IC day by day, right.", "name": "fig-kernel-daily"}}
 daily = kernel.daily_ics(values[factors[0]], returns, panel.in_universe, p=p, dates=panel.dates)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2, 1]})
 plotting.plot_daily_ic(daily.rolling(20).mean(), ax=axes[0], title=f"{factors[0]}: 20-day mean of daily IC")

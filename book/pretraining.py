@@ -118,7 +118,7 @@ split
 # %%
 trace.ic.round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "Fig. 6: saliency (Eq. 17) of the constructed factor over its 30-day input window, after pre-training, top, and after IC training, bottom; red raises the factor, blue lowers it.", "name": "fig-saliency"}}
 import matplotlib.pyplot as plt
 
 fig, axes = plt.subplots(2, 1, figsize=(8, 5.5), constrained_layout=True)
@@ -126,7 +126,7 @@ scale = max(abs(trace.saliency_before).max(), abs(trace.saliency_after).max())
 plotting.plot_saliency(trace.saliency_before, ax=axes[0], title="after pre-training + pruning", vmax=scale)
 ax = plotting.plot_saliency(trace.saliency_after, ax=axes[1], title="after IC training", vmax=scale)
 
-# %%
+# %% mystnb={"figure": {"caption": "Validation rank IC per IC-training epoch; the dotted line marks the epoch kept (chosen on validation).", "name": "fig-training-curve"}}
 ax = plotting.plot_training_curve(trace.curve, best_epoch=trace.best_epoch)
 
 # %% [markdown]
@@ -149,7 +149,7 @@ shares.round(3)
 pruning = pretraining.pruning_effect(construct_seed, construct_net, panel, split, prune_rates, cfg)
 pruning.round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "Validation rank IC and rank correlation with the seed against the pruning rate (Eq. 16).", "name": "fig-pruning"}}
 ax = plotting.plot_pruning(pruning)
 
 # %% [markdown]
@@ -180,7 +180,7 @@ Markdown("The factor study needs real data; on the simulated market this section
 q_summary = None if q_table is None else quality.quality_summary(q_table)
 None if q_summary is None else q_summary.round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "Test rank IC of the study's FCN factors beside their seed factors, per window, with the paper's FCN IC and our aim.", "name": "fig-quality"}}
 paper_fcn = paper.TABLE6_EXTRACTORS.loc["fcn", "IC"]
 if q_table is not None:
     ax = plotting.plot_quality(q_table, aim=quality.AIM, paper=paper_fcn)
@@ -243,7 +243,7 @@ for key, value in protocol_report.facts(p_report).items():
     glue(key, value, display=False)
 Markdown(f"Not shown: {p_missing}.") if p_report is None else p_report.selection_table().round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "Construction protocols on the selection windows: mean test rank IC of each candidate, with the best single PK factor as the baseline.", "name": "fig-protocol-selection"}}
 if p_report is not None:
     sel = p_report.selection_table()
     fig, axes = plt.subplots(1, len(p_report.selection), figsize=(7 * len(p_report.selection), 6),
@@ -269,7 +269,7 @@ if p_report is not None:
 # %%
 None if p_report is None else p_report.confirmation_table().round(4)
 
-# %%
+# %% mystnb={"figure": {"caption": "The chosen protocol against the defaults on the confirmation windows, read once, with the best PK factor per window.", "name": "fig-protocol-confirmation"}}
 if p_report is not None:
     fig, axes = plt.subplots(1, len(p_report.confirmation), figsize=(7 * len(p_report.confirmation), 4),
                              squeeze=False)

@@ -213,11 +213,11 @@ formatting.formatted(t7_facts, percent=("revenue", "drawdown"))
 # %% [markdown]
 # ### The excess curves
 
-# %%
+# %% mystnb={"figure": {"caption": "Cumulative excess return of each strategy over the benchmark on the test period, after costs.", "name": "fig-cumulative-excess"}}
 from nnafc.strategy.plots import plot_cumulative_excess
 
 excess = table7.excess_frame(runs, bench, benchmark)
-plot_cumulative_excess(excess, title=f"Cumulative excess return vs {benchmark}")
+ax = plot_cumulative_excess(excess, title=f"Cumulative excess return vs {benchmark}")
 
 # %% [markdown]
 # ### Cost sensitivity (beyond the paper)
@@ -249,9 +249,9 @@ glue("t7_drop_turnover", float(pk_rules["turnover"].min()), display=False)
 glue("t7_drop_after", float(pk_rules["excess after costs"].max()), display=False)
 
 # %% [markdown]
-# For PK 50 the paper's rule turns over {glue:text}`t7_topk_turnover:.0f}` times a year and keeps
+# For PK 50 the paper's rule turns over {glue:text}`t7_topk_turnover:.0f` times a year and keeps
 # {glue:text}`t7_topk_after:.1%` a year over the index after costs; the least trading variant turns
-# over {glue:text}`t7_drop_turnover:.0f}` times, and the best variant after costs on these days
+# over {glue:text}`t7_drop_turnover:.0f` times, and the best variant after costs on these days
 # ({glue:text}`t7_drop_best`, read here, not chosen) keeps {glue:text}`t7_drop_after:.1%`.
 # Choosing `n_drop` on validation days is the next step; until then the rule stays the paper's.
 
