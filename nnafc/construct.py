@@ -365,12 +365,7 @@ def prepare(panel: Panel, split: Split, cfg: ConstructConfig | dict | None = Non
     _check_split(panel, split)
     cut = panel.slice_days(0, split.valid.stop)
     st = Standardiser(cfg.normalisation, cfg.m).fit(cut, split.train)
-    close = cut["close"]
-    sets = []
-    for days in (split.train, split.valid):
-        w = st.transform(cut, days)
-        y = w.gather(period_labels(close, days, cfg.horizon), first_day=days.start)  # (R,)
-        sets.append(DaySet(w, y, cfg.device))
+    sets = [_day_set(cut, days, st, cfg) for days in (split.train, split.valid)]
     if not _ic_days(sets[0]).size:
         raise ValueError(f"no training day has {MIN_DAY_STOCKS}+ stocks with windows and labels: "
                          f"check the split {split} and m={cfg.m}")
@@ -855,22 +850,21 @@ def measured_ics(values: Sequence[np.ndarray], panel: Panel, split: Split,
     (GP) are put beside the networks' stored ICs. One dict {period: IC} per values array."""
     cfg = as_config(cfg)
     st = Standardiser(cfg.normalisation, cfg.m).fit(panel.slice_days(0, split.valid.stop), split.train)
-    sets = {}
-    for period in periods:
-        days = getattr(split, period)
-        if days.stop > days.start:
-            w = st.transform(panel, days)
-            label = w.gather(period_labels(panel["close"], days, cfg.horizon), first_day=days.start)  # (R,)
-            sets[period] = DaySet(w, label, cfg.device)
+    sets = {p: _day_set(panel, getattr(split, p), st, cfg) for p in periods
+            if getattr(split, p).stop > getattr(split, p).start}
     return [{p: _values_ic(v, sets[p]) if p in sets else float("nan") for p in periods} for v in values]
 
 
-def _test_set(panel: Panel, split: Split, st: Standardiser, cfg: ConstructConfig) -> DaySet | None:
-    if split.test.stop <= split.test.start:
-        return None
-    w = st.transform(panel, split.test)
-    y = w.gather(period_labels(panel["close"], split.test, cfg.horizon), first_day=split.test.start)
+def _day_set(panel: Panel, days: slice, st: Standardiser, cfg: ConstructConfig) -> DaySet:
+    """The windows of `days` under the standardiser, labelled with the period's labels (cut at
+    its last day: `period_labels`): every train / valid / test set the construction measures on."""
+    w = st.transform(panel, days)
+    y = w.gather(period_labels(panel["close"], days, cfg.horizon), first_day=days.start)  # (R,)
     return DaySet(w, y, cfg.device)
+
+
+def _test_set(panel: Panel, split: Split, st: Standardiser, cfg: ConstructConfig) -> DaySet | None:
+    return None if split.test.stop <= split.test.start else _day_set(panel, split.test, st, cfg)
 
 
 def _device_of(net: nn.Module) -> torch.device:
