@@ -235,17 +235,17 @@ def build_book(
     # Resolve the data once (--data, else the params file, else NNAFC_DATA) and record it in every
     # chapter's parameters, so a re-execution (nbval, a reader) reads exactly the same data.
     root = data_dir(data if data is not None else params.shared.get("data"))
+    results = run_dir / "results"  # each chapter's claims for the front page (`nnafc.headline`)
     planned = {}
     for chapter in params.chapters:  # every check before anything executes
         parameters = params.for_chapter(chapter)
         if root is not None:
             parameters["data"] = str(root.resolve())
-        chapter_params.check(chapter, parameters, chapter_params.declared(chapter_source(chapter)))
-        planned[chapter] = parameters
-    results = run_dir / "results"  # each chapter's claims for the front page (`nnafc.headline`)
-    for chapter, parameters in planned.items():
-        if "results" in chapter_params.declared(chapter_source(chapter)):
+        declared = chapter_params.declared(chapter_source(chapter))
+        if "results" in declared:
             parameters["results"] = str(results)
+        chapter_params.check(chapter, parameters, declared)
+        planned[chapter] = parameters
     failures = []
     for chapter, parameters in planned.items():
         try:
