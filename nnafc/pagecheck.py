@@ -91,7 +91,7 @@ def check_book(run_dir: str | Path, forbidden: dict[str, str] | None = None,
     except ImportError:
         raise ValueError("the browser check needs Playwright: pip install -e '.[test]'") from None
 
-    from nnafc.pages import scrub_paths
+    from nnafc.pages import path_pattern, scrub_paths
     from nnafc.params import ROOT
 
     run_dir = Path(run_dir).resolve()
@@ -133,7 +133,7 @@ def check_book(run_dir: str | Path, forbidden: dict[str, str] | None = None,
             if empty:
                 problems.append(Problem(name, "empty table", f"{empty} table(s) without rows"))
             problems += [Problem(name, "build-machine path", p) for p in forbidden
-                         if re.search(re.escape(p) + r"(?![\w.-])", seen["text"])]
+                         if path_pattern(p).search(seen["text"])]
             ids[file] = set(seen["ids"])
             links[file] = seen["links"]
             if shots:

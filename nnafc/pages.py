@@ -29,9 +29,14 @@ def _tags(cell) -> list[str]:
     return cell.setdefault("metadata", {}).setdefault("tags", [])
 
 
+def path_pattern(path: str) -> re.Pattern:
+    """`path` where it is a whole path or a path's prefix (`/srv/repo/x`, not `/srv/repo2`)."""
+    return re.compile(re.escape(path) + r"(?![\w.-])")
+
+
 def _scrub_text(text: str, scrub: Mapping[str, str]) -> str:
     for path in sorted(scrub, key=len, reverse=True):  # longest first: a run dir inside the repository
-        text = re.sub(re.escape(path) + r"(?![\w.-])", lambda _, shown=scrub[path]: shown, text)
+        text = path_pattern(path).sub(lambda _, shown=scrub[path]: shown, text)
     return text
 
 
