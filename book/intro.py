@@ -73,10 +73,12 @@ Markdown(f"Built from `{built['parameters']}` on *{built['data']}*, code `{built
 #   formulas (9) → (10) and whether a GP child or an NNAFC update keeps its parent's IC.
 # - {doc}`extractors` (§4.3, Table 6): GP, FCN, LeNet, ResNet, LSTM, TCN and Transformer on the
 #   study's windows: test IC beside the paper's, spread over factors, validation against test,
-#   each family against FCN and GP window by window, construction time.
+#   each family against FCN and GP window by window, diversity on equally many factors,
+#   construction time.
+# - {doc}`clustering` (§4.5, Figs. 7–8): the factors of FCN, spatial and temporal networks (and
+#   of deeper and wider variants) clustered by their Eq. 19 distances, drawn as the paper does
+#   and by classical scaling, with the overlap the paper reads off its figures measured per window.
 # - {doc}`real_world` (§4.4, Table 7, and §4.2, Table 5): the XGBoost multi-factor strategy on
 #   PK 50, GP 50 and Combine 50 per network against ZZ500 / HS300, with bootstrap Sharpe
 #   intervals and cost sensitivity; Table 5's windows.
-#
-# Not yet reproduced: Table 6's diversity column and the clustering of factors by network family
-# (§4.5, Figs. 7–8).
+

@@ -156,6 +156,16 @@ def _params_file(what: str) -> Rule:
     return rule
 
 
+def _family_list(empty: bool) -> Rule:
+    def rule(v: Any) -> str | None:
+        if not isinstance(v, list) or not all(isinstance(f, str) and f for f in v):
+            return "must be a list of study family names"
+        if len(set(v)) < (0 if empty else 2) or (empty and len(set(v)) == 1):
+            return "must name at least two distinct families" + (" (or none)" if empty else "")
+        return None
+    return rule
+
+
 RULES: dict[str, Rule] = {
     "seed": _int(0), "device": _device, "universe": _universe,
     "start": _date, "end": _date, "test_start": _date, "test_end": _date, "train_start": _date,
@@ -170,6 +180,11 @@ RULES: dict[str, Rule] = {
     "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"), "rule": _one_of("topk", "dropout"),
     "table5_windows": _table5_windows, "protocol_params": _params_file("protocol"),
     "study": _params_file("study"),
+    "window": _int(0), "n_clusters": _int(2), "neighbours": _int(1), "diversity_days": _int(2),
+    "days": lambda v: None if v is None else _int(2)(v),
+    "maps": _each(_family_list(empty=False), "list of family lists"), "variants": _family_list(empty=True),
+    "bases": _family_list(empty=True),
+    "families": _family_list(empty=False),
     "pk_factors": lambda v: None if v is None else _int(1)(v),
     "data": lambda v: None if v is None or isinstance(v, str) else "must be a path (string) or null",
 }
@@ -207,16 +222,29 @@ def check(chapter: str, parameters: dict, defaults: dict[str, Any]) -> None:
         if a in values and b in values and None not in (values[a], values[b]) \
                 and pd.Timestamp(values[a]) > pd.Timestamp(values[b]):
             raise ParamsError(f"chapter {chapter!r}: {a} {values[a]} is after {b} {values[b]}")
-    if "quality_family" in parameters or "study" in parameters:
-        _check_study_family(chapter, values.get("study"), values.get("quality_family"))
+    if {"quality_family", "study", "maps", "variants", "bases", "window"} & set(parameters):
+        _check_study_families(chapter, values)
 
 
-def _check_study_family(chapter: str, study: str | None, family: str | None) -> None:
-    """The study file loads (its own checks) and names `family` as a network family."""
+def _check_study_families(chapter: str, values: dict) -> None:
+    """The study file loads (its own checks), `quality_family` is one of its network families, the
+    families of `maps` / `variants` / `bases` (the clustering chapter) are its families and `window`
+    one of its windows."""
     from nnafc.study import load_params
 
-    fams = load_params(study).families
+    params = load_params(values.get("study"))
+    fams = params.families
+    family = values.get("quality_family")
     if family is not None and (family not in fams or fams[family].kind == "gp"):
         nets = [f for f, spec in fams.items() if spec.kind != "gp"]
         raise ParamsError(f"chapter {chapter!r}: quality_family {family!r} is not a network family of "
                           f"the study; it has {nets}")
+    for key in ("maps", "variants", "bases"):
+        for name in [f for m in values.get(key) or [] for f in (m if isinstance(m, list) else [m])]:
+            if name not in fams:
+                raise ParamsError(f"chapter {chapter!r}: {key} names {name!r}, not a family of the study "
+                                  f"{params.path.name}{did_you_mean(name, fams)}; it has {', '.join(fams)}")
+    window = values.get("window")
+    if window is not None and window >= len(params.train_starts):
+        raise ParamsError(f"chapter {chapter!r}: window {window} is not one of the study's windows "
+                          f"0..{len(params.train_starts) - 1}")

@@ -13,6 +13,8 @@ The verdict rules, stated once:
 - `at_least(ours, holds, partly)`: for a claim the paper makes without a number (e.g. "g performs
   almost the same function as rank()"): **holds** at or above `holds`, **partly** at or above `partly`;
 - `same_sign(ours, paper)`: a claimed difference (A beats B): **holds** when ours points the same way;
+- `positive(ours)`: a claimed difference the paper states without a number (read off a figure):
+  **holds** when ours is above zero;
 - a claim without our number is **not run**.
 """
 
@@ -76,6 +78,12 @@ def same_sign(claim: str, ours: float | None, reference: float, unit: str = "") 
                  "holds when ours points the paper's way", unit)
 
 
+def positive(claim: str, ours: float | None, unit: str = "") -> Claim:
+    verdict = NOT_RUN if _missing(ours) else HOLDS if ours > 0 else FAILS
+    return Claim(claim, None, None if _missing(ours) else float(ours), verdict,
+                 "holds when ours is above zero (the paper gives no number)", unit)
+
+
 # ----------------------------------------------------------------------------- each chapter's claims
 
 
@@ -134,6 +142,9 @@ def table7_claims(table: pd.DataFrame) -> list[Claim]:
     return rows
 
 
+SIMPLER = [("lenet", "resnet"), ("lstm", "tcn"), ("lstm", "transformer")]  # (simpler, more sophisticated)
+
+
 def table6_claims(table: pd.DataFrame) -> list[Claim]:
     """§4.3 Table 6 (`evaluate.extractors.table6`): each extractor's test IC, whether every network
     beats GP, and whether LSTM's IC is the highest (the paper's best)."""
@@ -151,7 +162,54 @@ def table6_claims(table: pd.DataFrame) -> list[Claim]:
             if "lstm" in nets and others else None)
     rows.append(same_sign("Table 6: LSTM's test IC is the highest (its lead over the best other network)",
                           lead, float(theirs["lstm"] - theirs.drop(["lstm", "gp"]).max())))
+    pairs = [(a, b) for a, b in SIMPLER if a in nets and b in nets]
+    simple = (float(np.mean([table.loc[a, "test IC"] > table.loc[b, "test IC"] for a, b in pairs]))
+              if pairs else None)
+    rows.append(at_least("Table 6: within a type, the simpler network has the higher test IC (share of pairs "
+                         "LeNet > ResNet, LSTM > TCN, LSTM > Transformer)", simple, 1.0, 0.5, unit="%"))
+    if "diversity" not in table:
+        return rows
+    div = table["diversity"].where(table["factors"] > 0)
+    gp_div = div.get("gp", np.nan)
+    measured = [f for f in nets if np.isfinite(div[f])]
+    share = float(np.mean([div[f] > gp_div for f in measured])) if measured and np.isfinite(gp_div) else None
+    rows.append(at_least("Table 6: every network family beats GP on diversity (share of families)", share,
+                         1.0, 0.5, unit="%"))
+    from nnafc.evaluate.extractors import TYPES
+
+    temporal = [f for f in measured if TYPES.get(f) == "Temporal"]
+    rest = [f for f in measured if f not in temporal]
+    gap = float(div[temporal].mean() - div[rest].mean()) if temporal and rest else None
+    d = paper.TABLE6_EXTRACTORS["diversity"]
+    theirs_gap = float(d[["lstm", "tcn", "transformer"]].mean() - d[["fcn", "lenet", "resnet"]].mean())
+    rows.append(same_sign("Table 6: temporal extractors give more diversity (temporal minus other networks' "
+                          "mean)", gap, theirs_gap))
     return rows
+
+
+def clustering_claims(fig7: pd.DataFrame | None, fig8: pd.DataFrame | None) -> list[Claim]:
+    """§4.5 (`evaluate.clustering.family_distances`, means over windows): Fig. 7's "LSTM's factors
+    are the sparsest" and "a large space is shared by FCN and LeNet" (LeNet nearer the FCN than
+    LSTM is), and Fig. 8's "Vanilla and Spatial still share more than Vanilla and Temporal"."""
+    def get(t, a, b):
+        return float(t.loc[a, b]) if t is not None and a in t.index and b in t.columns else None
+
+    def gap(t, a, b, c):  # d(a, c) - d(a, b): b nearer a than c is
+        x, y = get(t, a, c), get(t, a, b)
+        return None if x is None or y is None else x - y
+
+    lstm = get(fig7, "lstm", "lstm")
+    others = [get(fig7, f, f) for f in ("fcn", "lenet")]
+    sparsest = None if lstm is None or None in others else lstm - max(others)
+    return [
+        positive("Fig. 7: LSTM's factors are the sparsest (its within-family divergence minus the largest "
+                 "other)",
+                 sparsest),
+        positive("Fig. 7: FCN shares more space with LeNet than with LSTM (d(FCN, LSTM) - d(FCN, LeNet))",
+                 gap(fig7, "fcn", "lenet", "lstm")),
+        positive("Fig. 8: deeper / wider, the same holds (d(FCN-deep, LSTM-deep) - d(FCN-deep, LeNet-wide))",
+                 gap(fig8, "fcn-deep", "lenet-wide", "lstm-deep")),
+    ]
 
 
 # ----------------------------------------------------------------------------- recording and reading

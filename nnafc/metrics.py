@@ -306,6 +306,15 @@ def _stack_factors(factors: Array | Sequence[Array] | Mapping[str, Array]) -> Te
     return f  # (K, T, N)
 
 
+def _day_positions(t_len: int, days: int | Sequence[int] | None, seed: int) -> np.ndarray:
+    """Day positions: all (None), that many drawn at random (an int, seeded), or the ones given."""
+    if days is None:
+        return np.arange(t_len)
+    if isinstance(days, (int, np.integer)):
+        return np.sort(np.random.default_rng(seed).choice(t_len, size=min(int(days), t_len), replace=False))
+    return np.asarray(days, dtype=np.int64)
+
+
 def _centre_spread(points: np.ndarray, n_clusters: int, seed: int) -> float:
     """k-means on the rows of one day's distance matrix; mean pairwise distance of the centres."""
     from sklearn.cluster import KMeans  # heavy import, only needed here
@@ -349,12 +358,7 @@ def diversity_by_day(
     k_factors, t_len = f.shape[0], f.shape[1]
     if k_factors < 2:
         raise ValueError(f"diversity needs at least two factors, got {k_factors}")
-    if days is None:
-        idx = np.arange(t_len)
-    elif isinstance(days, (int, np.integer)):
-        idx = np.sort(np.random.default_rng(seed).choice(t_len, size=min(int(days), t_len), replace=False))
-    else:
-        idx = np.asarray(days, dtype=np.int64)
+    idx = _day_positions(t_len, days, seed)
     values = np.full(len(idx), np.nan)
     per_chunk = max(1, _CHUNK_ELEMENTS // max(1, k_factors * f.shape[2]))
     for a in range(0, len(idx), per_chunk):
@@ -367,6 +371,32 @@ def diversity_by_day(
                 if np.isfinite(mat).all():
                     values[a + i] = _centre_spread(mat, n_clusters, seed)
     return pd.Series(values, index=pd.Index(idx, name="day"), name="diversity")
+
+
+def mean_cross_entropy(
+    factors: Array | Sequence[Array] | Mapping[str, Array],
+    days: int | Sequence[int] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Eq. 19 over many days: the mean of the days' `(K, K)` cross-entropy matrices
+    (`cross_entropy_distance`; days with < 2 common stocks skipped), `(K, K)`.
+
+    factors: `(K, T, N)` or K arrays `(T, N)`; `days` as `diversity_by_day`. What the clustering
+    of §4.5 (Figs. 7-8) places factors by: row i is factor i's distance to every factor.
+    """
+    f = _stack_factors(factors)  # (K, T, N)
+    t_len = f.shape[1]
+    idx = _day_positions(t_len, days, seed)
+    total, count = np.zeros((f.shape[0],) * 2), 0
+    per_chunk = max(1, _CHUNK_ELEMENTS // max(1, f.shape[0] * f.shape[2]))
+    for a in range(0, len(idx), per_chunk):
+        mats = _ce_matrices(f[:, torch.as_tensor(idx[a : a + per_chunk])]).double().numpy()  # (D, K, K)
+        ok = np.isfinite(mats).all(axis=(1, 2))
+        total += mats[ok].sum(axis=0)
+        count += int(ok.sum())
+    if count == 0:
+        raise ValueError("no day has two or more stocks common to all factors")
+    return total / count
 
 
 def diversity(

@@ -258,3 +258,46 @@ def plot_family_ics(factors: pd.DataFrame, paper: pd.Series | None = None, ax=No
            title="Table 6: test IC of every factor, by feature extractor")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_factor_map(fmap, ax=None, embedding: bool = False, title: str | None = None):
+    """Figs. 7-8: a `clustering.FactorMap` in 2-D, one colour per family, one marker per k-means
+    cluster. `embedding=False`: the paper's layout (centres as crosses, the first at (0, 0));
+    `True`: the classical MDS embedding of the same distances."""
+    ax = _axes(ax, figsize=(5, 4.5))
+    xy = fmap.embedding if embedding else fmap.layout
+    families = list(dict.fromkeys(fmap.families))
+    fam = np.asarray(fmap.families)
+    markers = "osD^v<>p"
+    for i, family in enumerate(families):
+        for c in np.unique(fmap.cluster):
+            sel = (fam == family) & (fmap.cluster == c)
+            if sel.any():
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=30, alpha=0.75, color=f"C{i}",
+                           marker=markers[c % len(markers)],
+                           label=family if c == fmap.cluster[fam == family].min() else None)
+    if not embedding:
+        ax.scatter(fmap.centres[:, 0], fmap.centres[:, 1], marker="x", s=80, color="k",
+                   label="cluster centre")
+    ax.set_aspect("equal", adjustable="datalim")
+    kind = "classical MDS of the divergence" if embedding else "the paper's layout"
+    ax.set(title=title or f"{', '.join(families)}: {kind}", xlabel="", ylabel="")
+    ax.legend(fontsize=8, loc="best")
+    return ax
+
+
+def plot_family_distances(table: pd.DataFrame, ax=None, title: str = "Mean divergence between families"):
+    """A `clustering.family_distances` table as a heat map (diagonal: within a family)."""
+    ax = _axes(ax, figsize=(4.5, 3.8))
+    sns.heatmap(table.astype(float), annot=True, fmt=".3f", cmap="viridis_r", ax=ax, cbar=False)
+    ax.set(title=title, xlabel="", ylabel="")
+    return ax
+
+
+def plot_factor_maps(fmap, axes=None):
+    """`plot_factor_map` twice, side by side: the paper's layout and the MDS embedding."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    plot_factor_map(fmap, ax=axes[0], title=f"paper's layout (window {fmap.window})")
+    plot_factor_map(fmap, ax=axes[1], embedding=True, title="classical MDS of the divergence")
+    return axes

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from nnafc.construct import ConstructConfig
@@ -113,7 +114,10 @@ class Study:
     # ---- members and keys
 
     def members(self, family: str, window: int) -> list[Member]:
+        """The factors `family` wants on `window`: none on a window it is not built on."""
         fam, _ = self._family(family), self._window(window)
+        if not fam.on(window):
+            return []
         if fam.kind == "gp":
             return [Member(family, window, i, None, None) for i in range(fam.factors)]
         out = []
@@ -199,19 +203,47 @@ class Study:
 
     # ---- what exists
 
-    def factor_set(self, family: str, window: int, build: bool = False, device: str = "cpu") -> list[Factor]:
+    def factor_set(self, family: str, window: int, build: bool = False, device: str = "cpu",
+                   partial: bool = False) -> list[Factor]:
         """The factors of `family` on `window`, loaded from the zoo (in the study's order).
 
         A missing factor raises `LookupError` naming the command that builds it, unless `build`
-        is set, in which case it is constructed now (and stored).
+        is set, in which case it is constructed now (and stored), or `partial`: then the network
+        factors built so far (a family still being built; members keep their order).
         """
-        fam = self._family(family)
+        fam, _ = self._family(family), self._window(window)
+        if not fam.on(window):
+            raise LookupError(f"family {family!r} is built on windows {list(fam.windows)} only, not {window}")
         if fam.kind == "gp":
             factors = self._gp_set(window, build)
             if factors is None:
                 raise LookupError(self._missing(family, window))
             return factors
-        return [self.zoo.load(key, device=device) for key in self._keys(family, window, build)]
+        if partial and not build:
+            keys = [k for k in (self._key(m, seed) for m, seed in self._seeded(family, window, False) or [])
+                    if self.zoo.has(k)]
+        else:
+            keys = self._keys(family, window, build)
+        return [self.zoo.load(key, device=device) for key in keys]
+
+    def test_values(self, family: str, window: int, device: str = "cpu",
+                    partial: bool = False) -> tuple[list[Factor], np.ndarray]:
+        """The family's factors on `window` (`factor_set`) and their values on its test days,
+        `(K, D, N)` float32, NaN where undefined: what Eq. 18-19 (diversity, clustering) compare.
+
+        Computed on the test days with only the history they need before them (a network's input
+        window `m`; GP's and a residual seed factor's warm-up, `GP_LOOKBACK`): the same values as on
+        the whole panel at a fraction of the cost (a ResNet scores 90 days, not 1,600), kept in the
+        value store for the next chapter and run."""
+        fam = self._family(family)
+        factors = self.factor_set(family, window, device=device, partial=partial)
+        test = self._window(window).test
+        plain = fam.kind != "gp" and not any((f.meta.get("residual") or {}).get("weight") for f in factors)
+        start = max(0, test.start - (fam.config.m if plain else GP_LOOKBACK))
+        cut = self.panel.slice_days(start, test.stop)
+        values = [self.store.values(f, cut)[test.start - start:] for f in factors]
+        shape = (0, test.stop - test.start, len(self.panel.instruments))
+        return factors, np.stack(values) if values else np.empty(shape, dtype=np.float32)
 
     def window_of(self, split: Split, panel: Panel) -> int | None:
         """The study window whose train / valid / test days are exactly `split`'s (a split on
@@ -284,6 +316,15 @@ class Study:
         factor = construct_factor(seed, None, self.panel, self._window(member.window), member.config)
         self.zoo.save(factor, self.panel, self._window(member.window), key=key)
 
+    def built(self, family: str, window: int) -> int:
+        """How many of the family's factors on `window` are in the zoo (GP: its kept formulas)."""
+        fam, _ = self._family(family), self._window(window)
+        if not fam.on(window):
+            return 0
+        if fam.kind == "gp":
+            return len(self._gp_set(window, build=False) or [])
+        return sum(self.zoo.has(self._key(m, seed)) for m, seed in self._seeded(family, window, False) or [])
+
     def inventory(self) -> pd.DataFrame:
         """One row per (family, window): factors wanted, present, missing, and their construction
         seconds (wall time of each factor's construction, summed: CPU-hours when each ran on one core).
@@ -295,8 +336,10 @@ class Study:
         for family in self.params.families:
             fam = self.params.families[family]
             for window in range(len(self._windows)):
-                present, seconds, wanted = 0, 0.0, fam.factors
-                if fam.kind == "gp":
+                present, seconds, wanted = 0, 0.0, len(self.members(family, window))
+                if not fam.on(window):
+                    pass  # not built on this window: nothing wanted
+                elif fam.kind == "gp":
                     key = self._gp_key(window)
                     wanted_keys.add(key)
                     if self.zoo.has_set(key):
@@ -346,7 +389,7 @@ class Study:
 
         for family in order:
             kind = self.params.families[family].kind
-            for window in windows:
+            for window in [w for w in windows if self.params.families[family].on(w)]:
                 if out_of_time():
                     log(f"stopping after {max_minutes} min; run the same command again to continue")
                     return self.inventory()

@@ -42,7 +42,7 @@ TOP_KEYS: dict[str, Any] = {
     "retries": 1,
     "progress": True,
 }
-FAMILY_KEYS = {"factors", "seeds", "net", "net_cfg", "config", "gp"}
+FAMILY_KEYS = {"factors", "seeds", "net", "net_cfg", "config", "gp", "windows"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,11 @@ class Family:
     seeds: tuple[str, ...] = ()  # PK seed factors of an "nnafc" family
     config: ConstructConfig | None = None  # networks' construction config (None for "gp")
     gp: dict = field(default_factory=dict)  # GPConfig overrides of a "gp" family
+    windows: tuple[int, ...] | None = None  # the study windows it is built on; None: every window
+
+    def on(self, window: int) -> bool:
+        """Whether the family has a set on `window` (Fig. 8's variants are built on one window)."""
+        return self.windows is None or window in self.windows
 
 
 @dataclass
@@ -117,10 +122,11 @@ def load_params(path: str | os.PathLike | None = None) -> StudyParams:
         n = spec.get("factors")
         if not is_int(n) or n < 1:
             raise ParamsError(f"{where}: factors must be a positive integer, got {n!r}")
+        windows = _window_list(spec.get("windows"), len(full["train_starts"]), where)
         try:
             if name == GP:
                 gp.as_config({**dict(spec.get("gp") or {}), "n_factors": n})  # validates now
-                families[name] = Family(name, "gp", n, gp=dict(spec.get("gp") or {}))
+                families[name] = Family(name, "gp", n, gp=dict(spec.get("gp") or {}), windows=windows)
                 continue
             seeded_by_gp = name.endswith(GP_SEEDED)
             net = spec.get("net", name[: -len(GP_SEEDED)] if seeded_by_gp else name)
@@ -132,10 +138,10 @@ def load_params(path: str | os.PathLike | None = None) -> StudyParams:
             if seeded_by_gp:
                 if GP not in full["families"]:
                     raise ValueError("a '+gp' family needs the 'gp' family (its seeds) in the study")
-                families[name] = Family(name, "nnafc+gp", n, config=cfg)
+                families[name] = Family(name, "nnafc+gp", n, config=cfg, windows=windows)
                 continue
             seeds = _seed_names(spec.get("seeds", "table1"), pk)
-            families[name] = Family(name, "nnafc", n, tuple(seeds), cfg)
+            families[name] = Family(name, "nnafc", n, tuple(seeds), cfg, windows=windows)
         except (ValueError, TypeError) as exc:
             raise ParamsError(f"{where}: {exc}") from None
     zoo = Path(full["zoo"])
@@ -156,6 +162,17 @@ def is_study_file(path: str | os.PathLike) -> bool:
 def is_int(v: Any) -> bool:
     """An int that is not a bool (YAML's `true` is not a count)."""
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _window_list(windows: Any, n_windows: int, where: str) -> tuple[int, ...] | None:
+    """A family's `windows:` (positions in `train_starts`), checked; None (absent): every window."""
+    if windows is None:
+        return None
+    if (not isinstance(windows, list) or not windows
+            or not all(is_int(w) and 0 <= w < n_windows for w in windows)):
+        raise ParamsError(f"{where}: windows must be a non-empty list of window positions "
+                          f"0..{n_windows - 1}, got {windows!r}")
+    return tuple(sorted(set(windows)))
 
 
 def _seed_names(seeds: Any, pk: Any) -> list[str]:

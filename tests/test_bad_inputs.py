@@ -262,6 +262,15 @@ BOOK_CASES = [
     ({"pretraining": {"quality_family": "gp"}},
      "chapter 'pretraining': quality_family 'gp' is not a network family of the study"),
     ({"chapters": ["kernel", "../../x/evil"]}, "unknown chapter '../../x/evil'"),
+    ({"chapters": ["clustering"], "clustering": {"maps": [["fcn", "lenett"]]}},
+     "chapter 'clustering': maps names 'lenett', not a family of the study study.yaml "
+     "(did you mean 'lenet'?)"),
+    ({"chapters": ["clustering"], "clustering": {"maps": [["fcn"]]}},
+     "chapter 'clustering': maps entry ['fcn'] must name at least two distinct families"),
+    ({"chapters": ["clustering"], "clustering": {"window": 9}},
+     "chapter 'clustering': window 9 is not one of the study's windows 0..3"),
+    ({"chapters": ["clustering"], "clustering": {"variants": ["fcn-deep"]}},
+     "chapter 'clustering': variants must name at least two distinct families (or none)"),
 ]
 
 

@@ -48,7 +48,11 @@ def test_families_compare_on_the_windows_they_share() -> None:
     assert pairs.loc["fcn", "mean difference"] == pytest.approx(0.08)
     assert pairs.loc["fcn", "low"] == pytest.approx(0.08) == pairs.loc["fcn", "high"]  # the same gap twice
     assert pairs.loc["lstm", "windows"] == 1 and pairs.loc["lstm", "mean difference"] == pytest.approx(-0.01)
-    assert np.isnan(pairs.loc["lstm", "low"])  # one window: no interval
+    assert np.isnan(pairs.loc["lstm", "low"])  # one window: no t interval
+    # the bootstrap over windows x factors: gaps of 0.06 .. 0.10 between single factors of a window
+    assert 0.05 <= pairs.loc["fcn", "boot low"] < 0.08 < pairs.loc["fcn", "boot high"] <= 0.11
+    assert pairs.loc["lstm", "boot low"] < -0.01 < pairs.loc["lstm", "boot high"]  # over factors alone
+    assert pairs.loc["lstm", "boot low"] >= -0.04 and pairs.loc["lstm", "boot high"] <= 0.02
 
 
 def test_table6_claims() -> None:
@@ -62,3 +66,19 @@ def test_table6_claims() -> None:
     lead = next(c for k, c in claims.items() if "LSTM" in k)
     assert lead.ours == pytest.approx(0.02 - 0.11) and lead.verdict == FAILS
     assert all(c.verdict != HOLDS or c.ours is not None for c in claims.values())
+    simple = next(c for k, c in claims.items() if "simpler" in k)
+    assert simple.verdict == NOT_RUN  # no pair of the same type among gp, fcn, lstm (tcn not built)
+
+
+def test_diversity_joins_table6_and_its_claims_read_it() -> None:
+    factors = _factors()
+    div = pd.DataFrame({"family": ["gp", "fcn", "lstm"], "window": ["w1"] * 3, "factors": [2, 2, 2],
+                        "diversity": [0.5, 0.3, 0.6]})
+    same = extractors.table6(factors[factors["window"].isin(["w1"])], ["gp", "fcn", "lstm", "tcn"], div)
+    assert same.loc["lstm", "diversity"] == 0.6 and same.loc["lstm", "diversity factors"] == 2
+    assert np.isnan(same.loc["tcn", "diversity"]) and same.loc["fcn", "diversity paper"] == 22.151
+    claims = {c.claim: c for c in headline.table6_claims(same)}
+    beat = next(c for k, c in claims.items() if "diversity" in k and "beats GP" in k)
+    assert beat.ours == 0.5 and beat.verdict == PARTLY  # lstm above GP, fcn below
+    temporal = next(c for k, c in claims.items() if "temporal" in k)
+    assert temporal.ours == pytest.approx(0.6 - 0.3) and temporal.verdict == HOLDS  # the paper's way

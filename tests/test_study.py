@@ -68,6 +68,8 @@ def test_committed_study_parameters_are_valid() -> None:
     ({"families": {"fcn": {"factors": 2, "config": {"epochz": 1}}}}, "did you mean 'epochs'"),
     ({"families": {"fcn+gp": {"factors": 2}}}, "needs the 'gp' family"),
     ({"families": {"gp": {"factors": 2, "gp": {"population": -1}}}}, "population"),
+    ({"families": {"fcn": {"factors": 2, "windows": [1]}}}, "window positions 0..0"),
+    ({"families": {"fcn": {"factors": 2, "windows": "first"}}}, "windows must be a non-empty list"),
 ])
 def test_bad_parameters_fail_in_one_line(tmp_path, over, message) -> None:
     with pytest.raises(ParamsError, match=message) as info:
@@ -96,6 +98,19 @@ def test_members_spread_seed_factors_then_new_inits(tmp_path, data_dir) -> None:
     assert {m.config.net for m in lstm} == {"lstm"}
 
 
+def test_a_family_built_on_some_windows_wants_nothing_on_the_others(tmp_path, data_dir) -> None:
+    deep = {"factors": 2, "seeds": ["MA10"], "net": "fcn", "net_cfg": {"hidden": [8, 8, 8]}, "windows": [1]}
+    fams = {"fcn": {"factors": 2, "seeds": ["MA10"]}, "fcn-deep": deep}
+    path = _write(tmp_path / "s.yaml", families=fams, train_starts=["2018-07-02", "2018-08-01"])
+    study = Study(load_params(path), _panel(data_dir))
+    assert study.members("fcn-deep", 0) == [] and len(study.members("fcn-deep", 1)) == 2
+    table = study.inventory().set_index(["family", "window"])
+    assert table.loc[("fcn-deep", 0), "wanted"] == 0 and table.loc[("fcn-deep", 1), "wanted"] == 2
+    assert table.loc[("fcn", 0), "wanted"] == 2
+    with pytest.raises(LookupError, match="built on windows \\[1\\] only"):
+        study.factor_set("fcn-deep", 0)
+
+
 def _panel(data_dir):
     from nnafc.data import load_panel
 
@@ -121,6 +136,27 @@ def test_reloaded_factors_reproduce_their_stored_validation_ic(built) -> None:
             values = factor.values(built.panel)  # recomputed from the stored network on the panel
             ic = construct.mean_rank_ic(valid.pad(valid.windows.gather(values)), valid.label)
             assert ic == pytest.approx(factor.meta["ic"]["constructed"]["valid"], abs=1e-6)
+
+
+def test_test_day_values_are_the_whole_panels_values_on_those_days(built) -> None:
+    test = built.windows()[0].test
+    for family in ("fcn", "gp"):
+        factors, values = built.test_values(family, 0)  # on a cut with only the history they need
+        assert values.shape == (len(factors), test.stop - test.start, len(built.panel.instruments))
+        whole = np.stack([f.values(built.panel)[test] for f in factors])
+        np.testing.assert_allclose(values, whole, rtol=1e-5, atol=1e-6)
+        assert np.isfinite(values).mean() > 0.5
+
+
+def test_maps_and_diversity_read_the_studys_test_day_values(built) -> None:
+    from nnafc.evaluate import clustering, extractors
+
+    maps = clustering.study_maps(built, ["gp", "fcn"])  # fcn+gp has one factor: no map with it
+    assert [m.window for m in maps] == ["2018-07-02"] and built.built("fcn+gp", 0) == 1
+    assert maps[0].families == ["gp", "gp", "fcn", "fcn"] and maps[0].distance.shape == (4, 4)
+    assert clustering.study_maps(built, ["gp", "fcn+gp"]) == []
+    div = extractors.diversity_table(built, ["gp", "fcn", "lstm"], days=5)  # lstm: not in this study
+    assert list(div["family"]) == ["gp", "fcn"] and (div["factors"] == 2).all() and (div["diversity"] >= 0).all()
 
 
 def test_measured_ic_is_the_constructions_measure_and_partial_tables_read_what_is_built(built) -> None:

@@ -7,6 +7,9 @@ validation and test days, and its seed factor's on the same days); GP formulas a
 way from their values (`construct.measured_ics`: same stocks, same labels). Nothing is chosen on
 test days; a family still being built reports the factors it has (`factors`, `windows`).
 
+Diversity (Eq. 18-19) is measured from every factor's values on the test days
+(`Study.test_values`), on equally many factors per family (`diversity_table`).
+
 Beyond the paper: the spread over factors, validation against test IC (a family that shines on
 its validation days and fades after overfits them), the share of factors that beat their own seed,
 and a paired comparison with FCN and GP on the same windows.
@@ -19,8 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
 
-from nnafc import paper
+from nnafc import metrics, paper
+from nnafc.ops import average_ranks
 
 if TYPE_CHECKING:
     from nnafc.study import Study
@@ -79,11 +84,37 @@ def common_windows(factors: pd.DataFrame, families: Sequence[str] = FAMILIES) ->
     return sorted(set.intersection(*by_family)) if by_family else []
 
 
-def table6(factors: pd.DataFrame, families: Sequence[str] = FAMILIES) -> pd.DataFrame:
+def diversity_table(study: Study, families: Sequence[str] = FAMILIES, windows: Sequence[int] | None = None,
+                    days: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Eq. 18-19 diversity per family and window: of the family's first `k` factors on `days` random
+    test days (ranked per day, as Table 4), `k` the fewest any of the families has on that window.
+
+    Diversity grows with the number of factors (points live in R^k), so families are compared on
+    equally many: the first k members of every PK-seeded family share their seed factors (members
+    are spread over the same seed list), GP's first k are its best formulas on validation. A
+    window where a family has fewer than two factors is left out."""
+    windows = range(len(study.windows())) if windows is None else windows
+    families = [f for f in families if f in study.params.families]
+    rows = []
+    for w in windows:
+        k = min((study.built(f, w) for f in families), default=0)
+        if k < 2:
+            continue
+        for family in families:
+            v = study.test_values(family, w, partial=True)[1]
+            ranked = average_ranks(torch.from_numpy(v[:k].astype(np.float64))).numpy()
+            rows.append({"family": family, "window": str(study.windows()[w].dates()["train"][0].date()),
+                         "factors": k, "diversity": metrics.diversity(ranked, days=days, seed=seed)})
+    return pd.DataFrame(rows, columns=["family", "window", "factors", "diversity"])
+
+
+def table6(factors: pd.DataFrame, families: Sequence[str] = FAMILIES,
+           diversity: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our Table 6: per family, its factors and windows, mean validation and test rank IC, the spread
     of the test IC over factors, the drop from validation to test, the share of factors that beat
     their own seed on test, and construction seconds per factor and hours for 50 (one core each),
-    with the paper's IC and hours (a 1080 Ti GPU) beside them."""
+    with the paper's IC and hours (a 1080 Ti GPU) beside them; with `diversity` (`diversity_table`,
+    on the same windows) the mean diversity over windows and the paper's (of 50 factors)."""
     rows = {}
     for family in families:
         g = factors[factors["family"] == family]
@@ -101,16 +132,25 @@ def table6(factors: pd.DataFrame, families: Sequence[str] = FAMILIES) -> pd.Data
     out.index.name = "family"
     theirs = paper.TABLE6_EXTRACTORS.reindex(out.index)
     out["IC paper"], out["hours paper"] = theirs["IC"], theirs["hours"]
+    if diversity is not None:
+        out["diversity"] = diversity.groupby("family")["diversity"].mean().reindex(out.index)
+        out["diversity factors"] = diversity.groupby("family")["factors"].min().reindex(out.index)
+        out["diversity paper"] = theirs["diversity"]
     return out
 
 
-def paired(factors: pd.DataFrame, against: str, families: Sequence[str] = FAMILIES) -> pd.DataFrame:
+def paired(factors: pd.DataFrame, against: str, families: Sequence[str] = FAMILIES, n_boot: int = 2000,
+           seed: int = 0) -> pd.DataFrame:
     """Each family against `against` on the windows both have: the mean over windows of the
-    difference in mean test IC, in how many of those windows the family is ahead, and a 95 %
-    Student-t interval of the mean difference over windows (NaN with fewer than two windows)."""
+    difference in mean test IC, in how many of those windows the family is ahead, a 95 %
+    Student-t interval of the mean difference over windows (`low`, `high`; NaN with fewer than
+    two windows) and a 95 % bootstrap interval over windows x factors (`boot low`, `boot high`:
+    windows drawn with replacement, then each family's factors within each drawn window; with one
+    window, the spread over factors alone)."""
     from scipy import stats
 
     mean = factors.groupby(["family", "window"])["test IC"].mean().unstack("window")
+    rng = np.random.default_rng(seed)
     rows = {}
     for family in families:
         if family == against or family not in mean.index or against not in mean.index:
@@ -118,10 +158,29 @@ def paired(factors: pd.DataFrame, against: str, families: Sequence[str] = FAMILI
         diff = (mean.loc[family] - mean.loc[against]).dropna()
         n = len(diff)
         half = stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+        boot = _boot_difference(factors, family, against, list(diff.index), n_boot, rng)
         rows[family] = {"windows": len(diff), "mean difference": diff.mean() if len(diff) else np.nan,
                         "windows ahead": int((diff > 0).sum()), "low": diff.mean() - half,
-                        "high": diff.mean() + half}
-    out = pd.DataFrame.from_dict(rows, orient="index",
-                                 columns=["windows", "mean difference", "windows ahead", "low", "high"])
+                        "high": diff.mean() + half,
+                        "boot low": np.quantile(boot, 0.025) if boot.size else np.nan,
+                        "boot high": np.quantile(boot, 0.975) if boot.size else np.nan}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["windows", "mean difference", "windows ahead",
+                                                                "low", "high", "boot low", "boot high"])
     out.index.name = f"family vs {against}"
     return out
+
+
+def _boot_difference(factors: pd.DataFrame, family: str, against: str, windows: list, n_boot: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """`n_boot` draws of the mean over windows of (family's mean test IC - against's), windows and
+    then each family's factors within a window drawn with replacement. Empty without windows."""
+    if not windows:
+        return np.empty(0)
+
+    def resampled(f: str, w: str) -> np.ndarray:  # (n_boot,) means of factors drawn with replacement
+        ic = factors.loc[(factors["family"] == f) & (factors["window"] == w), "test IC"].to_numpy(float)
+        return ic[rng.integers(0, len(ic), (n_boot, len(ic)))].mean(axis=1)
+
+    per_window = np.stack([resampled(family, w) - resampled(against, w) for w in windows], axis=1)  # (B, W)
+    pick = rng.integers(0, len(windows), (n_boot, len(windows)))
+    return np.take_along_axis(per_window, pick, axis=1).mean(axis=1)
