@@ -310,3 +310,23 @@ def test_committed_study_factors_reproduce_their_validation_ic(data_dir) -> None
         valid = construct.prepare(study.panel, split, construct.as_config(factor.meta["config"])).valid
         ic = construct.mean_rank_ic(valid.pad(valid.windows.gather(factor.values(study.panel))), valid.label)
         assert ic == pytest.approx(factor.meta["ic"]["constructed"]["valid"], abs=1e-5)
+
+
+def test_table6_ic_and_icir_come_from_the_test_day_values(built) -> None:
+    from nnafc import metrics
+    from nnafc.data.windows import period_labels
+    from nnafc.evaluate import extractors
+
+    ics = extractors.test_ic_table(built, ["gp", "fcn"])
+    assert list(ics["family"]) == ["gp", "gp", "fcn", "fcn"]
+    test = built.windows()[0].test
+    factor = built.factor_set("fcn", 0)[1]
+    labels = period_labels(built.panel["close"], test, 5)  # no price after the test period's last day
+    daily = metrics.rank_ic(factor.values(built.panel)[test], labels, built.panel.in_universe[test])
+    row = ics[ics["family"] == "fcn"].iloc[1]
+    assert row["rank IC"] == pytest.approx(np.nanmean(daily)) and row["rank ICIR"] == pytest.approx(
+        np.nanmean(daily) / np.nanstd(daily, ddof=1))
+    # its rank IC is the construction's stored test IC up to the stocks counted (universe vs full windows)
+    assert row["rank IC"] == pytest.approx(factor.meta["ic"]["constructed"]["test"], abs=0.02)
+    table = extractors.table6(extractors.factor_table(built, ["gp", "fcn"]), ["gp", "fcn"], ics=ics)
+    assert table.loc["fcn", "test ICIR"] == pytest.approx(ics.loc[ics["family"] == "fcn", "rank ICIR"].mean())

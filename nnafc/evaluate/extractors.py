@@ -108,13 +108,40 @@ def diversity_table(study: Study, families: Sequence[str] = FAMILIES, windows: S
     return pd.DataFrame(rows, columns=["family", "window", "factors", "diversity"])
 
 
+def test_ic_table(study: Study, families: Sequence[str] = FAMILIES, windows: Sequence[int] | None = None
+                  ) -> pd.DataFrame:
+    """Per factor built on `windows` (default: every window): mean daily Pearson IC and rank IC
+    on the window's test days and their ICIRs (mean / std over days), from the factor's test-day
+    values (`Study.test_values`) against the §4.1 labels cut at the test period's end, over the
+    point-in-time universe. Table 6's IC and ICIR columns."""
+    from nnafc.data.windows import period_labels
+
+    windows = range(len(study.windows())) if windows is None else windows
+    rows = []
+    for w in windows:
+        test = study.windows()[w].test
+        for family in [f for f in families if f in study.params.families and study.built(f, w)]:
+            cfg = study.params.families[family].config
+            labels = period_labels(study.panel["close"], test, cfg.horizon if cfg else 5)  # (D, N)
+            mask = study.panel.in_universe[test]
+            for i, v in enumerate(study.test_values(family, w, partial=True)[1]):
+                pearson = metrics.ic_summary(metrics.ic(v, labels, mask))
+                ranked = metrics.ic_summary(metrics.rank_ic(v, labels, mask))
+                rows.append({"family": family, "window": str(study.windows()[w].dates()["train"][0].date()),
+                             "factor": i, "IC": pearson.mean, "ICIR": pearson.icir,
+                             "rank IC": ranked.mean, "rank ICIR": ranked.icir})
+    return pd.DataFrame(rows, columns=["family", "window", "factor", "IC", "ICIR", "rank IC", "rank ICIR"])
+
+
 def table6(factors: pd.DataFrame, families: Sequence[str] = FAMILIES,
-           diversity: pd.DataFrame | None = None) -> pd.DataFrame:
+           diversity: pd.DataFrame | None = None, ics: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our Table 6: per family, its factors and windows, mean validation and test rank IC, the spread
     of the test IC over factors, the drop from validation to test, the share of factors that beat
     their own seed on test, and construction seconds per factor and hours for 50 (one core each),
     with the paper's IC and hours (a 1080 Ti GPU) beside them; with `diversity` (`diversity_table`,
-    on the same windows) the mean diversity over windows and the paper's (of 50 factors)."""
+    on the same windows) the mean diversity over windows and the paper's (of 50 factors); with `ics`
+    (`test_ic_table`) the mean over factors of their test-day Pearson IC and ICIR, and rank IC
+    (over the whole universe) and rank ICIR ("test ICIR")."""
     rows = {}
     for family in families:
         g = factors[factors["family"] == family]
@@ -132,6 +159,10 @@ def table6(factors: pd.DataFrame, families: Sequence[str] = FAMILIES,
     out.index.name = "family"
     theirs = paper.TABLE6_EXTRACTORS.reindex(out.index)
     out["IC paper"], out["hours paper"] = theirs["IC"], theirs["hours"]
+    if ics is not None:
+        means = ics.groupby("family")[["IC", "ICIR", "rank IC", "rank ICIR"]].mean().reindex(out.index)
+        out = out.join(means.rename(columns={"IC": "test Pearson IC", "ICIR": "test Pearson ICIR",
+                                             "rank IC": "test rank IC, universe", "rank ICIR": "test ICIR"}))
     if diversity is not None:
         out["diversity"] = diversity.groupby("family")["diversity"].mean().reindex(out.index)
         out["diversity factors"] = diversity.groupby("family")["factors"].min().reindex(out.index)
