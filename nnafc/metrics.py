@@ -306,6 +306,13 @@ def _stack_factors(factors: Array | Sequence[Array] | Mapping[str, Array]) -> Te
     return f  # (K, T, N)
 
 
+def cross_sectional_ranks(values: np.ndarray) -> np.ndarray:
+    """Per-day ranks of `(..., D, N)` values across stocks (NaN kept), float64: Eq. 18 asks for
+    normalised values, and ranks keep a factor's heavy tails (common in raw GP output) from
+    dominating its softmax. What the diversity and the clustering compare."""
+    return average_ranks(torch.from_numpy(np.asarray(values, dtype=np.float64))).numpy()
+
+
 def _day_positions(t_len: int, days: int | Sequence[int] | None, seed: int) -> np.ndarray:
     """Day positions: all (None), that many drawn at random (an int, seeded), or the ones given."""
     if days is None:

@@ -219,11 +219,8 @@ class Study:
             if factors is None:
                 raise LookupError(self._missing(family, window))
             return factors
-        if partial and not build:
-            keys = [k for k in (self._key(m, seed) for m, seed in self._seeded(family, window, False) or [])
-                    if self.zoo.has(k)]
-        else:
-            keys = self._keys(family, window, build)
+        partial = partial and not build
+        keys = self._built_keys(family, window) if partial else self._keys(family, window, build)
         return [self.zoo.load(key, device=device) for key in keys]
 
     def test_values(self, family: str, window: int, device: str = "cpu",
@@ -282,13 +279,16 @@ class Study:
         if self._family(family).kind == "gp":
             raise ValueError(f"{family!r} is a GP family: its sets keep formulas, not training measurements")
         if partial:
-            keys = [self._key(m, seed) for w in range(len(self._windows))
-                    for m, seed in self._seeded(family, w, build=False) or []]
-            keys = [k for k in keys if self.zoo.has(k)]
+            keys = [k for w in range(len(self._windows)) for k in self._built_keys(family, w)]
         else:
             keys = [k for w in range(len(self._windows)) for k in self._keys(family, w, build)]
         columns = None if keys else ["window", "seed factor", "test IC", "valid IC", "seconds", "key"]
         return pd.DataFrame([{**meta_row(self.zoo.meta(key)), "key": key} for key in keys], columns=columns)
+
+    def _built_keys(self, family: str, window: int) -> list[str]:
+        """The zoo keys of a network family's factors on `window` that are built, in member order."""
+        keys = (self._key(m, seed) for m, seed in self._seeded(family, window, build=False) or [])
+        return [k for k in keys if self.zoo.has(k)]
 
     def _keys(self, family: str, window: int, build: bool) -> list[str]:
         """The zoo keys of a network family's factors on `window`, constructing the missing ones
@@ -323,7 +323,7 @@ class Study:
             return 0
         if fam.kind == "gp":
             return len(self._gp_set(window, build=False) or [])
-        return sum(self.zoo.has(self._key(m, seed)) for m, seed in self._seeded(family, window, False) or [])
+        return len(self._built_keys(family, window))
 
     def inventory(self) -> pd.DataFrame:
         """One row per (family, window): factors wanted, present, missing, and their construction

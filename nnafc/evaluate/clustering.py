@@ -27,10 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nnafc import metrics
-from nnafc.ops import average_ranks
 
 if TYPE_CHECKING:
     from nnafc.study import Study
@@ -110,7 +108,7 @@ def factor_map(values: np.ndarray, names: Sequence[str], families: Sequence[str]
     Table 4's diversity, so a factor's tails do not dominate its softmax)."""
     if len(values) < 2:
         raise ValueError(f"a factor map needs at least two factors, got {len(values)}")
-    ranked = average_ranks(torch.from_numpy(np.asarray(values, dtype=np.float64))).numpy()
+    ranked = metrics.cross_sectional_ranks(values)
     dist = metrics.mean_cross_entropy(ranked, days=days, seed=seed)
     cluster, layout, centres = paper_layout(dist, n_clusters, seed)
     div = divergence(dist)

@@ -22,10 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nnafc import metrics, paper
-from nnafc.ops import average_ranks
 
 if TYPE_CHECKING:
     from nnafc.study import Study
@@ -102,7 +100,7 @@ def diversity_table(study: Study, families: Sequence[str] = FAMILIES, windows: S
             continue
         for family in families:
             v = study.test_values(family, w, partial=True)[1]
-            ranked = average_ranks(torch.from_numpy(v[:k].astype(np.float64))).numpy()
+            ranked = metrics.cross_sectional_ranks(v[:k])
             rows.append({"family": family, "window": str(study.windows()[w].dates()["train"][0].date()),
                          "factors": k, "diversity": metrics.diversity(ranked, days=days, seed=seed)})
     return pd.DataFrame(rows, columns=["family", "window", "factors", "diversity"])

@@ -28,12 +28,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nnafc import gp, metrics, pk
 from nnafc.data import Panel, Split, split_window
 from nnafc.factor import Factor, cached
-from nnafc.ops import average_ranks
 
 if TYPE_CHECKING:
     from nnafc.strategy.rolling import StrategyConfig
@@ -139,12 +137,6 @@ def factor_ics(run: SchemeRun) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _ranked(values: np.ndarray) -> np.ndarray:
-    """Cross-sectional ranks of `(D, N)` values (NaN kept): Eq. 18 asks for normalised values,
-    and ranks keep a formula's heavy tails (common in raw GP output) from dominating its softmax."""
-    return average_ranks(torch.from_numpy(values.astype(np.float64))).numpy()
-
-
 def scheme_table(run: SchemeRun, per_factor: pd.DataFrame | None = None, diversity_days: int = 20,
                  seed: int = 0) -> pd.DataFrame:
     """Table 4 for one window: per scheme, the mean over its factors of the test days' rank IC
@@ -155,7 +147,7 @@ def scheme_table(run: SchemeRun, per_factor: pd.DataFrame | None = None, diversi
     for scheme in SCHEMES:
         mine = per_factor[per_factor["scheme"] == scheme]
         factors = run.factors.get(scheme, [])
-        ranked = [_ranked(run.values(f)[test]) for f in factors]
+        ranked = [metrics.cross_sectional_ranks(run.values(f)[test]) for f in factors]
         days = min(diversity_days, test.stop - test.start)
         rows[scheme] = {
             "IC": float(mine["test IC"].mean()) if len(mine) else np.nan,
