@@ -38,7 +38,7 @@ import torch
 
 import nnafc
 from nnafc import nets
-from nnafc.construct import ConstructConfig, NetScorer, as_config
+from nnafc.construct import INFERENCE_ROWS, ConstructConfig, NetScorer, as_config
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.data.windows import Standardiser
@@ -277,10 +277,9 @@ class Zoo:
             masks = torch.load(d / "masks.pt", map_location="cpu", weights_only=True)
         with np.load(d / "standardiser.npz", allow_pickle=False) as z:
             st = standardiser_from_state({k: z[k] for k in z.files})
-        cfg = meta.get("config", {})
         residual = meta.get("residual") or {}
         weight = float(residual.get("weight", 0.0)) * float(residual.get("sign", 1.0))
-        scorer = NetScorer(net.to(device).eval(), st, device, cfg.get("batch_rows", 1 << 16),
+        scorer = NetScorer(net.to(device).eval(), st, device, INFERENCE_ROWS,  # not the build run's chunk
                            masks={k: v.float().to(device) for k, v in masks.items()},
                            base=_residual_base(meta) if weight else None, base_weight=weight)
         return Factor(name=meta["name"], origin=meta["origin"], compute=scorer, meta=meta)

@@ -149,6 +149,10 @@ def test_dayset_batches_equal_rowwise_outputs(panel, split, cfg) -> None:
     # chunk sizes change only the matmul blocking: last-bit differences, nothing more
     np.testing.assert_allclose(ds.predict(net, batch_rows=50).numpy(), whole.numpy(), rtol=1e-5, atol=1e-7)
     assert whole.shape == (len(ds.windows),)
+    # chunks of 50 rows split days: right for a row-wise net, not for one whose stocks see their day's others
+    cross = nets.build("crossconv", m=cfg.m, width=8)
+    np.testing.assert_allclose(ds.predict(cross, batch_rows=50).numpy(),
+                               ds.predict(cross, batch_rows=1 << 20).numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_pretrain_learns_to_mimic_the_seed(panel, split, cfg) -> None:

@@ -308,7 +308,8 @@ def test_committed_study_factors_reproduce_their_validation_ic(data_dir) -> None
         factor = study.factor_set(row.family, row.window)[0]
         split = study.windows()[row.window]
         valid = construct.prepare(study.panel, split, construct.as_config(factor.meta["config"])).valid
-        ic = construct.mean_rank_ic(valid.pad(valid.windows.gather(factor.values(study.panel))), valid.label)
+        values = factor.compute(study.panel, split.valid)  # (T, N): the validation days only, NaN elsewhere
+        ic = construct.mean_rank_ic(valid.pad(valid.windows.gather(values)), valid.label)
         assert ic == pytest.approx(factor.meta["ic"]["constructed"]["valid"], abs=1e-5)
 
 
