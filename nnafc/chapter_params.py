@@ -169,6 +169,7 @@ def _family_list(empty: bool) -> Rule:
 RULES: dict[str, Rule] = {
     "seed": _int(0), "device": _device, "universe": _universe,
     "start": _date, "end": _date, "test_start": _date, "test_end": _date, "train_start": _date,
+    "selection_start": _date, "selection_end": _date,
     "mimic_train": _span, "mimic_test": _span, "train_starts": _each(_date),
     "p": _real(0, lo_open=True), "p_values": _each(_real(0, lo_open=True)),
     "outlier_share": _real(0, 0.5), "round_trip_cost": _real(0, 1), "cost_grid": _each(_real(0, 1)),
@@ -188,7 +189,8 @@ RULES: dict[str, Rule] = {
     "pk_factors": lambda v: None if v is None else _int(1)(v),
     "data": lambda v: None if v is None or isinstance(v, str) else "must be a path (string) or null",
 }
-ORDERED = (("start", "end"), ("test_start", "test_end"))
+ORDERED = (("start", "end", False), ("test_start", "test_end", False),  # (a, b, strict): a <= b (a < b)
+           ("selection_start", "selection_end", False), ("selection_end", "test_start", True))
 
 
 def _by_default(default: Any) -> Rule | None:
@@ -218,10 +220,12 @@ def check(chapter: str, parameters: dict, defaults: dict[str, Any]) -> None:
         if wrong:
             raise ParamsError(f"chapter {chapter!r}: {key} {wrong}, got {value!r}")
     values = {**defaults, **parameters}
-    for a, b in ORDERED:
-        if a in values and b in values and None not in (values[a], values[b]) \
-                and pd.Timestamp(values[a]) > pd.Timestamp(values[b]):
-            raise ParamsError(f"chapter {chapter!r}: {a} {values[a]} is after {b} {values[b]}")
+    for a, b, strict in ORDERED:
+        if a in values and b in values and None not in (values[a], values[b]):
+            ta, tb = pd.Timestamp(values[a]), pd.Timestamp(values[b])
+            if ta > tb or (strict and ta == tb):
+                order = "is not before" if strict else "is after"
+                raise ParamsError(f"chapter {chapter!r}: {a} {values[a]} {order} {b} {values[b]}")
     if {"quality_family", "study", "maps", "variants", "bases", "window"} & set(parameters):
         _check_study_families(chapter, values)
 

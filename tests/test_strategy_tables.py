@@ -194,6 +194,30 @@ def test_intervals_costs_and_facts(runs, market):
     assert facts.attrs["index_returns"]["ZZ500"][1] == PAPER_T7.loc["ZZ500", "revenue"]
 
 
+def test_the_rule_is_chosen_on_selection_days_only(cfg):
+    selection = ("2018-12-03", "2019-04-30")  # then reported on later days: those are corrupted
+    clean, dirty = make_market(t=520), make_market(t=520)  # history enough: the dates are used as they are
+    cut = int(clean.dates.searchsorted(pd.Timestamp(selection[1]), side="right"))
+    rng = np.random.default_rng(5)
+    for name in ("open", "high", "low", "close", "volume"):
+        dirty[name][cut:] *= rng.uniform(0.5, 1.5, dirty[name][cut:].shape).astype(np.float32)
+    assert not np.allclose(clean["close"][cut:], dirty["close"][cut:])
+    picks = []
+    for m in (clean, dirty):
+        splits = windows_covering(m, *selection, n_train=120, n_valid=20, n_test=40)
+        pk = factor.cached([momentum(5), momentum(10), momentum(20)], m)
+        picks.append(table7.select_rule(m, splits, pk, cfg, benchmarks.benchmarks(m), n_drops=(1, 2)))
+    (chosen, rules), (chosen_dirty, rules_dirty) = picks
+    assert chosen == chosen_dirty
+    pd.testing.assert_frame_equal(rules, rules_dirty)
+    after = rules.loc["PK 50", "excess after costs"]
+    assert list(after.index) == ["top k", "dropout 1", "dropout 2"] and after[chosen] == after.max()
+    assert table7.rule_kw("top k") == {"rule": "topk"}
+    assert table7.rule_kw("dropout 2") == {"rule": "dropout", "n_drop": 2}
+    with pytest.raises(ValueError, match="not a rule"):
+        table7.rule_kw("dropout two")
+
+
 # ----------------------------------------------------------------------------- Table 5
 
 

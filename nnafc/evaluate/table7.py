@@ -23,7 +23,7 @@ from nnafc.evaluate.formatting import NOT_RUN, with_paper
 from nnafc.factor import Factor
 from nnafc.strategy import bootstrap_sharpe, cost_sensitivity, performance_table, select_combine
 from nnafc.strategy.benchmarks import INDICES, Benchmarks
-from nnafc.strategy.rolling import RollingRun
+from nnafc.strategy.rolling import RollingRun, StrategyConfig, run_rolling
 
 if TYPE_CHECKING:
     from nnafc.study import Study
@@ -235,6 +235,52 @@ def rule_table(
                          "excess after costs": float(t["annual_excess"].iloc[1]),
                          "excess Sharpe after costs": float(t["excess_sharpe"].iloc[1])})
     return pd.DataFrame(rows).set_index(["group", "rule"]) if rows else pd.DataFrame()
+
+
+def rule_kw(label: str) -> dict:
+    """`rule_table`'s row label as backtest parameters: "top k" -> rule "topk", "dropout 5" -> rule
+    "dropout" with n_drop 5."""
+    if label == "top k":
+        return {"rule": "topk"}
+    kind, _, n = label.partition(" ")
+    if kind != "dropout" or not n.isdigit():
+        raise ValueError(f"not a rule of rule_table: {label!r}")
+    return {"rule": "dropout", "n_drop": int(n)}
+
+
+def select_rule(
+    panel: Panel,
+    splits: Sequence[Split],
+    pk: Sequence[Factor],
+    cfg: StrategyConfig,
+    bench: Benchmarks,
+    benchmark: str = "ZZ500",
+    n_drops: Sequence[int] = (1, 2, 5, 10),
+    round_trip: float = 0.003,
+) -> tuple[str, pd.DataFrame]:
+    """Choose the portfolio rule on selection windows (beyond the paper): the PK set's scores on
+    `splits` -- windows whose test days all precede the days the rule is then reported on --
+    re-traded under every rule of `rule_table`; the one with the best excess return after costs
+    (`chosen_rule`), and the table it was chosen from."""
+    runs = run_rolling(panel, splits, lambda _split: {"PK 50": list(pk)}, cfg)
+    rules = rule_table(runs, panel, bench, benchmark, n_drops, round_trip)
+    return chosen_rule(rules), rules
+
+
+def chosen_rule(rules: pd.DataFrame, group: str = "PK 50", by: str = "excess after costs") -> str:
+    """The rule (`rule_table` row label) with the highest `by` for `group` in a rule table measured
+    on *selection* days -- never on the days the chosen rule is then reported on."""
+    if group not in rules.index.get_level_values("group"):
+        raise ValueError(f"{group!r} was not traded on the selection days")
+    return str(rules.loc[group, by].idxmax())
+
+
+def rule_vs_paper(rules: pd.DataFrame, chosen: str) -> pd.DataFrame:
+    """Per set of a test-period `rule_table`: the paper's rule ("top k") beside the `chosen` one."""
+    if rules.empty:
+        return pd.DataFrame()
+    return pd.concat({"paper's rule": rules.xs("top k", level="rule"),
+                      f"chosen: {chosen}": rules.xs(chosen, level="rule")}, axis=1)
 
 
 def windows_table(runs: Mapping[str, RollingRun | None]) -> pd.DataFrame:
