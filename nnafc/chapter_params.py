@@ -180,7 +180,7 @@ RULES: dict[str, Rule] = {
     "quality_family": lambda v: None if isinstance(v, str) and v else "must be a family name (string)",
     "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"), "rule": _one_of("topk", "dropout"),
     "table5_windows": _table5_windows, "protocol_params": _params_file("protocol"),
-    "study": _params_file("study"),
+    "study": _params_file("study"), "qlib_protocol": _params_file("Qlib protocol"),
     "window": _int(0), "n_clusters": _int(2), "neighbours": _int(1), "diversity_days": _int(2),
     "days": lambda v: None if v is None else _int(2)(v),
     "maps": _each(_family_list(empty=False), "list of family lists"), "variants": _family_list(empty=True),
@@ -228,6 +228,10 @@ def check(chapter: str, parameters: dict, defaults: dict[str, Any]) -> None:
                 raise ParamsError(f"chapter {chapter!r}: {a} {values[a]} {order} {b} {values[b]}")
     if {"quality_family", "study", "maps", "variants", "bases", "window"} & set(parameters):
         _check_study_families(chapter, values)
+    if parameters.get("qlib_protocol"):
+        from nnafc.evaluate.qlib_protocol import load_protocol
+
+        load_protocol(parameters["qlib_protocol"])  # ParamsError (one line) for a bad key or value
 
 
 def _check_study_families(chapter: str, values: dict) -> None:

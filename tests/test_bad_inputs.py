@@ -257,6 +257,8 @@ BOOK_CASES = [
     ({"kernel": {"factors": ["MA20", "NOPE"]}}, "factors entry 'NOPE' is not a PK factor"),
     ({"real_world": {"table5_windows": [7]}}, "table5_windows entries must be in 0..3"),
     ({"real_world": {"benchmark": "SPX"}}, "benchmark must be one of ['ZZ500', 'HS300']"),
+    ({"real_world": {"qlib_protocol": "params/nope.yaml"}},
+     "chapter 'real_world': qlib_protocol must be null or the path of an existing Qlib protocol parameter"),
     ({"real_world": {"selection_end": "2019-01-01"}},  # the rule would be chosen on a reported day
      "chapter 'real_world': selection_end 2019-01-01 is not before test_start 2019-01-01"),
     ({"gp_vs_nnafc": {"study": "params/nope.yaml"}},

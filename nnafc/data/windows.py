@@ -42,13 +42,23 @@ def forward_returns(close: np.ndarray, horizon: int = 5, last_day: int | None = 
     return out
 
 
-def period_labels(close: np.ndarray, days: slice, horizon: int = 5) -> np.ndarray:
+def period_labels(close: np.ndarray, days: slice, horizon: int = 5, lag: int = 0) -> np.ndarray:
     """`(D, N)` labels of `days` (Eq. 12) that read no price after the period's last day.
 
     The one label cut of the package: training labels never read validation prices, validation
-    labels never read test prices. The last `horizon` days of the period get NaN.
+    labels never read test prices. The last `horizon + lag` days of the period get NaN. With a
+    `lag`, day t's label is the return from day t + lag (Qlib's `Ref($close, -2) / Ref($close, -1)
+    - 1` is horizon 1, lag 1: a signal computed at t's close can only trade at t + 1).
     """
-    return forward_returns(close, horizon, last_day=days.stop - 1)[days]
+    if not isinstance(lag, int | np.integer) or lag < 0:
+        raise DataError(f"lag must be a non-negative integer, got {lag!r}")
+    forward = forward_returns(close, horizon, last_day=days.stop - 1)
+    if not lag:
+        return forward[days]
+    start, stop, _ = days.indices(len(forward))
+    out = np.full((stop - start, forward.shape[1]), np.nan, dtype=np.float32)
+    out[: max(0, stop - start - lag)] = forward[start + lag : stop]
+    return out
 
 
 @dataclass

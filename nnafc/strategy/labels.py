@@ -57,17 +57,18 @@ def rank_labels(forward: np.ndarray, mask: np.ndarray | None = None, top: float 
 
 
 def make_labels(panel: Panel, days: slice, horizon: int = 5, top: float = 0.3,
-                bottom: float = 0.3) -> np.ndarray:
+                bottom: float = 0.3, lag: int = 0) -> np.ndarray:
     """§4.4 labels on `days` (e.g. the training split), `(D, N)` float32 of 1 / 0 / NaN.
 
     Forward returns over `horizon` days (§4.1: the next 5 trading days) never read a price after
     the last day of `days`: the last `horizon` days of the split get no label. Only stocks in the
-    panel's point-in-time universe on the label day are ranked.
+    panel's point-in-time universe on the label day are ranked. `lag`: the return from day t + lag
+    (`period_labels`).
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 trading day, got {horizon}")
     start, stop = _check_days(days, panel.shape[0])
-    forward = period_labels(panel["close"], slice(start, stop), horizon)  # (D, N)
+    forward = period_labels(panel["close"], slice(start, stop), horizon, lag)  # (D, N)
     return rank_labels(forward, panel.in_universe[start:stop], top=top, bottom=bottom)
 
 

@@ -30,7 +30,7 @@ def _check_split(split, n_days: int) -> None:
         raise ValueError(f"split {split!r} runs outside the panel's {n_days} days")
 
 
-def fit_model(factors: Sequence[Factor], panel: Panel, split, *, horizon: int = 5,
+def fit_model(factors: Sequence[Factor], panel: Panel, split, *, horizon: int = 5, lag: int = 0,
               model: FactorModel | None = None, clip: float | None = 3.0,
               features: np.ndarray | None = None) -> FactorModel:
     """Fit `model` (default: `FactorModel()` and its grid) on the training split, tuned on validation.
@@ -46,7 +46,7 @@ def fit_model(factors: Sequence[Factor], panel: Panel, split, *, horizon: int = 
 
     def rows(part: slice):
         x = features[part.start - first: part.stop - first]
-        return stack_rows(x, make_labels(panel, part, horizon))
+        return stack_rows(x, make_labels(panel, part, horizon, lag=lag))
 
     X, y = rows(split.train)
     X_valid, y_valid = rows(split.valid) if split.valid.stop > split.valid.start else (None, None)
@@ -69,7 +69,7 @@ def predict_scores(model: FactorModel, factors: Sequence[Factor], panel: Panel, 
     return scores
 
 
-def run_strategy(factors: Sequence[Factor], panel: Panel, split, *, horizon: int = 5,
+def run_strategy(factors: Sequence[Factor], panel: Panel, split, *, horizon: int = 5, lag: int = 0,
                  model: FactorModel | None = None, clip: float | None = 3.0, **backtest_kw) -> BacktestResult:
     """§4.4 strategy for one factor set: fit on train (+ validation grid), backtest over `split.test`.
 
@@ -80,11 +80,12 @@ def run_strategy(factors: Sequence[Factor], panel: Panel, split, *, horizon: int
     _check_split(split, panel.shape[0])
     first = split.train.start
     features = build_features(factors, panel, slice(first, split.test.stop), clip)  # (D, N, F)
-    fitted = fit_model(factors, panel, split, horizon=horizon, model=model, clip=clip, features=features)
+    fitted = fit_model(factors, panel, split, horizon=horizon, lag=lag, model=model, clip=clip,
+                       features=features)
     scored = slice(split.test.start - 1, split.test.stop)
     scores = predict_scores(fitted, factors, panel, scored, clip,
                             features[scored.start - first: scored.stop - first])
     result = backtest(scores, panel, split.test, **backtest_kw)
-    info = {"factors": [f.name for f in factors], "horizon": horizon, "model": fitted.best_params_,
-            "valid_auc": fitted.valid_auc_}
+    info = {"factors": [f.name for f in factors], "horizon": horizon, "lag": lag,
+            "model": fitted.best_params_, "valid_auc": fitted.valid_auc_}
     return replace(result, params={**result.params, **info})
