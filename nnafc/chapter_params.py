@@ -181,6 +181,7 @@ RULES: dict[str, Rule] = {
     "strategy_model": _xgb_grid, "benchmark": _one_of("ZZ500", "HS300"), "rule": _one_of("topk", "dropout"),
     "table5_windows": _table5_windows, "protocol_params": _params_file("protocol"),
     "study": _params_file("study"), "qlib_protocol": _params_file("Qlib protocol"),
+    "qlib_study": _params_file("study"),
     "window": _int(0), "n_clusters": _int(2), "neighbours": _int(1), "diversity_days": _int(2),
     "days": lambda v: None if v is None else _int(2)(v),
     "maps": _each(_family_list(empty=False), "list of family lists"), "variants": _family_list(empty=True),

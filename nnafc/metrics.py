@@ -165,6 +165,23 @@ def period_rank_ic(values: np.ndarray, panel: Any, days: slice, horizon: int = 5
     return rank_ic(np.asarray(values)[days], labels, panel.in_universe[days])
 
 
+def signal_ics(values: np.ndarray, panel: Any, days: slice, horizon: int = 5,
+               lag: int = 0) -> dict[str, float]:
+    """A signal's IC, ICIR, rank IC and rank ICIR on `days` (Qlib's report of a model's score): the
+    means of the daily Pearson and rank ICs of `(T, N)` values against labels cut at the period's
+    end (`period_labels`, with its `lag`), each over its standard deviation (not annualised)."""
+    from nnafc.data.windows import period_labels  # lazily: data imports metrics' neighbours
+
+    labels = period_labels(panel["close"], days, horizon, lag)  # (D, N)
+    values, mask = np.asarray(values)[days], panel.in_universe[days]
+    out = {}
+    for name, daily in (("IC", ic(values, labels, mask)), ("Rank IC", rank_ic(values, labels, mask))):
+        daily = daily[np.isfinite(daily)]
+        std = daily.std(ddof=1) if len(daily) > 1 else np.nan
+        out[name], out[f"{name}IR"] = float(daily.mean()), float(daily.mean() / std) if std > 0 else np.nan
+    return {k: out[k] for k in ("IC", "ICIR", "Rank IC", "Rank ICIR")}
+
+
 def rank_score(values: np.ndarray) -> np.ndarray:
     """Each day's cross-sectional ranks of `(T, N)` values as unit-variance scores, NaN where missing.
 

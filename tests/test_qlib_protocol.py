@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnafc import pk
+from nnafc import metrics, pk
 from nnafc.data.locate import source_for
 from nnafc.data.sources import load_panel
 from nnafc.data.windows import period_labels
@@ -35,11 +35,11 @@ def test_risk_analysis_is_qlibs_sum_mode():
     assert got["max drawdown"] == pytest.approx(-0.02)  # cumulative sum 0.01 -> -0.01
 
 
-def test_score_ics_of_the_label_itself_and_its_negative():
+def test_signal_ics_of_the_label_itself_and_its_negative():
     rng = np.random.default_rng(0)
     close = 10 * np.cumprod(1 + rng.normal(0, 0.02, (30, 40)), axis=0)
 
-    class _Panel:  # the two things score_ics reads
+    class _Panel:  # the two things signal_ics reads
         fields = {"close": close}
         in_universe = np.ones((30, 40), dtype=bool)
 
@@ -49,8 +49,8 @@ def test_score_ics_of_the_label_itself_and_its_negative():
     days = slice(5, 25)
     label = np.full(close.shape, np.nan)
     label[days] = period_labels(close, days, 1, 1)
-    same = qp.score_ics(label, _Panel(), days)
-    flipped = qp.score_ics(-label, _Panel(), days)
+    same = metrics.signal_ics(label, _Panel(), days, 1, 1)
+    flipped = metrics.signal_ics(-label, _Panel(), days, 1, 1)
     assert same["IC"] == pytest.approx(1.0) and same["Rank IC"] == pytest.approx(1.0)
     assert flipped["Rank IC"] == pytest.approx(-1.0)
 
@@ -90,6 +90,11 @@ def test_the_protocol_split_on_real_data(data_dir):
 
 def test_a_short_protocol_run_sees_no_price_after_its_test_period(data_dir):
     factors = [pk.factor(n) for n in ("MA10", "RSI12", "BOLL20")]
+
+    class _Study:  # a study that built three "fcn" factors on exactly this split
+        def sets_for(self, split, panel, device):
+            return {"fcn": [pk.factor(n) for n in ("ROC20", "VOL20", "PSY12")]}
+
     rows = []
     for corrupt in (False, True):
         panel = load_panel(source_for(data_dir, "csi300"), start="2015-06-01", end="2017-12-31",
@@ -98,11 +103,13 @@ def test_a_short_protocol_run_sees_no_price_after_its_test_period(data_dir):
             cut = int(panel.dates.searchsorted(pd.Timestamp(SHORT.test[1]), side="right"))
             for name in ("open", "high", "low", "close", "volume"):
                 panel[name][cut:] *= 1.5
-        rows.append(qp.run_protocol(panel, {"three PK": factors}, SHORT, data_dir, n_jobs=1))
+        sets = qp.protocol_sets(panel, SHORT, factors, _Study())
+        assert list(sets) == ["PK 50", "fcn Combine 50"] and len(sets["fcn Combine 50"]) == 3  # of 6
+        rows.append(qp.run_protocol(panel, sets, SHORT, data_dir, n_jobs=1))
     pd.testing.assert_frame_equal(rows[0], rows[1])
-    row = rows[0].loc["three PK"]
+    row = rows[0].loc["PK 50"]
     assert all(np.isfinite(row[m]) for m in qp.METRICS) and row["factors"] == 3
     assert -1 < row["Rank IC"] < 1 and row["max drawdown"] <= 0
     facts = qp.protocol_facts(rows[0])
-    assert facts.loc["three PK", "published rows"] == len(qp.QLIB_PUBLISHED)
+    assert facts.loc["PK 50", "published rows"] == len(qp.QLIB_PUBLISHED)
     assert list(qp.beside_qlib(rows[0])["source"])[:1] == ["ours"]

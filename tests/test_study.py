@@ -294,9 +294,10 @@ def test_a_timed_piece_does_one_round_then_stops_and_the_next_resumes(tmp_path, 
     assert int(resumed["present"].sum()) == 3
 
 
-def test_committed_study_factors_reproduce_their_validation_ic(data_dir) -> None:
+@pytest.mark.parametrize("study_file", ["study.yaml", "study-qlib.yaml"])
+def test_committed_study_factors_reproduce_their_validation_ic(data_dir, study_file) -> None:
     """Every committed family: one factor (of its first complete window) recomputed on the shared data."""
-    params = load_params(REPO / "params" / "study.yaml")
+    params = load_params(REPO / "params" / study_file)
     if not any(params.zoo.glob("*/meta.json")):
         pytest.skip("no factor of the study is committed yet (nnafc study build --params params/study.yaml)")
     study = Study(params, load_panel_for(params, data_dir))

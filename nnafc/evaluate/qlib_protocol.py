@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,13 +29,15 @@ import yaml
 from nnafc import metrics
 from nnafc.data.panel import DataError, Panel
 from nnafc.data.splits import WARMUP_DAYS, Split, calendar_windows
-from nnafc.data.windows import period_labels
 from nnafc.factor import Factor
 from nnafc.params import ParamsError, repo_file, unknown_key
 from nnafc.strategy.benchmarks import INDICES, benchmarks
 from nnafc.strategy.model import FactorModel
 from nnafc.strategy.pipeline import run_strategy
 from nnafc.strategy.portfolio import EXECUTIONS
+
+if TYPE_CHECKING:
+    from nnafc.study import Study
 
 QLIB_COMMIT = "d5379c520f66a39953bad76234a7019a72796fd0"  # microsoft/qlib, 2026-04-22
 QLIB_SOURCE = f"https://github.com/microsoft/qlib/blob/{QLIB_COMMIT}/examples/benchmarks/README.md"
@@ -139,21 +142,6 @@ def protocol_split(panel: Panel, protocol: QlibProtocol) -> Split:
     return split
 
 
-def score_ics(scores: np.ndarray, panel: Panel, days: slice, horizon: int = 1,
-              lag: int = 1) -> dict[str, float]:
-    """Qlib's signal measures of `(T, N)` scores on `days`: mean daily Pearson IC and rank IC against
-    the label (cut at the period's end), each over its standard deviation (ICIR, not annualised)."""
-    labels = period_labels(panel["close"], days, horizon, lag)  # (D, N)
-    mask = panel.in_universe[days]
-    out = {}
-    for name, daily in (("IC", metrics.ic(scores[days], labels, mask)),
-                        ("Rank IC", metrics.rank_ic(scores[days], labels, mask))):
-        daily = pd.Series(daily).dropna()
-        std = daily.std(ddof=1)
-        out[name], out[f"{name}IR"] = float(daily.mean()), float(daily.mean() / std) if std > 0 else np.nan
-    return {k: out[k] for k in ("IC", "ICIR", "Rank IC", "Rank ICIR")}
-
-
 def risk_analysis(excess: pd.Series, annualization: int = 238) -> dict[str, float]:
     """`qlib.contrib.evaluate.risk_analysis(r, mode="sum")` of daily excess returns: mean x N, mean /
     std x sqrt(N), and the worst fall of the cumulative *sum*."""
@@ -162,6 +150,19 @@ def risk_analysis(excess: pd.Series, annualization: int = 238) -> dict[str, floa
     return {"annualized return": float(r.mean() * annualization),
             "information ratio": float(r.mean() / r.std(ddof=1) * np.sqrt(annualization)),
             "max drawdown": float((curve - curve.cummax()).min())}
+
+
+def protocol_sets(panel: Panel, protocol: QlibProtocol, pk: Sequence[Factor], study: Study | None = None,
+                  device: str = "cpu") -> dict[str, list[Factor]]:
+    """PK 50, and each Combine 50 whose networks `study` constructed on exactly the protocol's split
+    (`Study.sets_for`): the 50 factors of PK + New that XGBoost uses most on the training days, for the
+    protocol's label (`table7.table7_sets`). Sets without factors are left out."""
+    from nnafc.evaluate.table7 import table7_sets
+
+    split = protocol_split(panel, protocol)
+    built = study.sets_for(split, panel, device) if study is not None else {}
+    sets = table7_sets(panel, split, pk, built, horizon=protocol.horizon, lag=protocol.lag)
+    return {name: factors for name, factors in sets.items() if factors}
 
 
 def run_protocol(panel: Panel, sets: Mapping[str, Sequence[Factor]], protocol: QlibProtocol,
@@ -183,7 +184,7 @@ def run_protocol(panel: Panel, sets: Mapping[str, Sequence[Factor]], protocol: Q
         scores = np.full(panel.shape, np.nan)
         scores[split.test.start - 1 : split.test.stop] = result.scores
         excess = result.returns - index.reindex(result.returns.index)
-        rows[name] = {**score_ics(scores, panel, split.test, protocol.horizon, protocol.lag),
+        rows[name] = {**metrics.signal_ics(scores, panel, split.test, protocol.horizon, protocol.lag),
                       **risk_analysis(excess, protocol.annualization),
                       "turnover": float(result.turnover.mean() * 252), "factors": len(factors),
                       "test days": f"{result.dates[0].date()} .. {result.dates[-1].date()}"}

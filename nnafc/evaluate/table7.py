@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from nnafc import paper
+from nnafc import metrics, paper
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split
 from nnafc.evaluate.formatting import NOT_RUN, with_paper
@@ -59,11 +59,13 @@ def table7_sets(
     constructed: Mapping[str, Sequence[Factor]],
     n_combine: int | None = None,
     horizon: int = 5,
+    lag: int = 0,
 ) -> dict[str, list[Factor] | None]:
     """Table 7's rows for one window: PK 50, GP 50, GP Combine 50, <net> Combine 50 (None: not run).
 
     Combine sets are the `n_combine` (default: the PK set's size, 50) factors of PK + other with
-    the largest XGBoost `weight` importance on this window's training split only (§4.4).
+    the largest XGBoost `weight` importance on this window's training split only (§4.4), for the
+    strategy's label (`horizon`, `lag`).
     """
     n = len(pk) if n_combine is None else n_combine
     sets: dict[str, list[Factor] | None] = {"PK 50": list(pk)}
@@ -72,7 +74,8 @@ def table7_sets(
     others = [("GP Combine 50", gp)] + [(f"{fam} Combine 50", constructed.get(fam)) for fam in FAMILIES]
     for label, other in others:
         sets[label] = (
-            select_combine(pk, other, panel, split.train, min(n, len(pk) + len(other)), horizon=horizon)
+            select_combine(pk, other, panel, split.train, min(n, len(pk) + len(other)), horizon=horizon,
+                           lag=lag)
             if other
             else None
         )
@@ -235,6 +238,25 @@ def rule_table(
                          "excess after costs": float(t["annual_excess"].iloc[1]),
                          "excess Sharpe after costs": float(t["excess_sharpe"].iloc[1])})
     return pd.DataFrame(rows).set_index(["group", "rule"]) if rows else pd.DataFrame()
+
+
+def score_ic_table(runs: Mapping[str, RollingRun | None], panel: Panel, horizon: int = 5) -> pd.DataFrame:
+    """Per set that ran: its XGBoost score's IC, ICIR, rank IC and rank ICIR (`metrics.signal_ics`)
+    against the strategy's own label (the `horizon`-day return), over the stitched test days, with
+    labels cut at the test period's end -- strategy and factor quality read together."""
+    rows = {}
+    for name, run in runs.items():
+        if run is None:
+            continue
+        res = run.result
+        start = int(panel.dates.get_indexer(res.dates[:1])[0])
+        days = slice(start, start + len(res.dates))
+        scores = np.full(panel.shape, np.nan)  # (T, N)
+        scores[start - 1 : days.stop] = res.scores
+        rows[name] = metrics.signal_ics(scores, panel, days, horizon)
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["IC", "ICIR", "Rank IC", "Rank ICIR"])
+    out.index.name = "group"
+    return out
 
 
 def rule_kw(label: str) -> dict:

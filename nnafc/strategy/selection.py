@@ -22,7 +22,7 @@ SELECTION_MODEL = {"max_depth": 5, "learning_rate": 0.1, "n_estimators": 200}  #
 
 
 def combine_importance(factors: Sequence[Factor], panel: Panel, train: slice, *, horizon: int = 5,
-                       model: FactorModel | None = None, clip: float | None = 3.0,
+                       lag: int = 0, model: FactorModel | None = None, clip: float | None = 3.0,
                        kind: str = "weight") -> pd.Series:
     """XGBoost importance of each factor in one model fitted on the training split only."""
     if not isinstance(train, slice) or train.start is None or train.stop is None:
@@ -32,7 +32,7 @@ def combine_importance(factors: Sequence[Factor], panel: Panel, train: slice, *,
         raise ValueError("the selection model needs fixed hyper-parameters (a grid needs validation data)")
     cut = panel.slice_days(0, train.stop)  # nothing after the training split exists from here on
     features = build_features(factors, cut, train, clip)  # (D, N, F)
-    X, y = stack_rows(features, make_labels(cut, train, horizon))
+    X, y = stack_rows(features, make_labels(cut, train, horizon, lag=lag))
     model.fit(X, y, feature_names=[f.name for f in factors])
     return model.importance(kind)
 
@@ -43,7 +43,7 @@ def select_combine(factors_a: Sequence[Factor], factors_b: Sequence[Factor], pan
 
     Ties (e.g. factors never used, importance 0) keep the input order, A before B; the chosen
     factors are returned in input order.
-    `kwargs` go to `combine_importance` (horizon, model, clip, kind).
+    `kwargs` go to `combine_importance` (horizon, lag, model, clip, kind).
     """
     pool = list(factors_a) + list(factors_b)
     if not isinstance(n, int) or not 1 <= n <= len(pool):
