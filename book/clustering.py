@@ -57,7 +57,7 @@ chapter.configure(seed=seed, device=device)
 f_study = Study.load(study, data)
 drawn = [m for m in [*maps, variants] if m]
 Markdown(f"Factor study `{f_study.params.path.name}` on {f_study.panel}; maps on window {window} "
-         f"(training from {f_study.windows()[window].dates()['train'][0].date()}).")
+         f"(training from {f_study.window_label(window)}).")
 
 # %% [markdown]
 # What the study holds for these families, per window (`nnafc study inventory`):

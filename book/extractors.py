@@ -92,7 +92,7 @@ diversity.round(3)
 
 # %% tags=["nbval-check-output"]
 same_windows = extractors.common_windows(factors, families)
-windows_at = [w for w, split in enumerate(f_study.windows()) if str(split.dates()["train"][0].date()) in same_windows]
+windows_at = [w for w in range(len(f_study.windows())) if f_study.window_label(w) in same_windows]
 ics = extractors.test_ic_table(f_study, families, windows_at)
 same = extractors.table6(factors[factors["window"].isin(same_windows)], families,
                          diversity[diversity["window"].isin(same_windows)], ics)

@@ -101,6 +101,10 @@ class Study:
         """The rolling train / valid / test windows every table of the book uses."""
         return list(self._windows)
 
+    def window_label(self, window: int) -> str:
+        """A window's name in the book's tables: its first training day, e.g. "2014-12-24"."""
+        return str(self._window(window).dates()["train"][0].date())
+
     def _window(self, window: int) -> Split:
         if not is_int(window) or not 0 <= window < len(self._windows):
             raise ValueError(f"window must be 0..{len(self._windows) - 1}, got {window!r}")

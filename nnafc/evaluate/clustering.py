@@ -125,7 +125,7 @@ def study_map(study: Study, families: Sequence[str], window: int, n_clusters: in
         names += [str(f.meta.get("infix", f.name)) for f in factors]
         labels += [family] * len(factors)
         values.append(v)
-    first = str(study.windows()[window].dates()["train"][0].date())
+    first = study.window_label(window)
     return factor_map(np.concatenate(values), names, labels, first, n_clusters, days, seed)
 
 

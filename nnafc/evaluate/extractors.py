@@ -47,7 +47,7 @@ def gp_table(study: Study, window: int, family: str = "gp", like: str = "fcn") -
     ics = construct.measured_ics([f.values(study.panel) for f in formulas], study.panel, split, cfg=cfg)
     seconds = study.gp_result(window).seconds / max(len(formulas), 1)
     return pd.DataFrame([{"family": family, "type": TYPES.get(family, ""),
-                          "window": str(study.panel.dates[split.train.start].date()),
+                          "window": study.window_label(window),
                           "factor": str(f.meta.get("infix", f.name)), "seed factor": "",
                           "valid IC": ic["valid"], "test IC": ic["test"], "seed factor test IC": np.nan,
                           "seconds": seconds}
@@ -101,7 +101,7 @@ def diversity_table(study: Study, families: Sequence[str] = FAMILIES, windows: S
         for family in families:
             v = study.test_values(family, w, partial=True)[1]
             ranked = metrics.cross_sectional_ranks(v[:k])
-            rows.append({"family": family, "window": str(study.windows()[w].dates()["train"][0].date()),
+            rows.append({"family": family, "window": study.window_label(w),
                          "factors": k, "diversity": metrics.diversity(ranked, days=days, seed=seed)})
     return pd.DataFrame(rows, columns=["family", "window", "factors", "diversity"])
 
@@ -125,7 +125,7 @@ def test_ic_table(study: Study, families: Sequence[str] = FAMILIES, windows: Seq
             for i, v in enumerate(study.test_values(family, w, partial=True)[1]):
                 pearson = metrics.ic_summary(metrics.ic(v, labels, mask))
                 ranked = metrics.ic_summary(metrics.rank_ic(v, labels, mask))
-                rows.append({"family": family, "window": str(study.windows()[w].dates()["train"][0].date()),
+                rows.append({"family": family, "window": study.window_label(w),
                              "factor": i, "IC": pearson.mean, "ICIR": pearson.icir,
                              "rank IC": ranked.mean, "rank ICIR": ranked.icir})
     return pd.DataFrame(rows, columns=["family", "window", "factor", "IC", "ICIR", "rank IC", "rank ICIR"])

@@ -195,7 +195,8 @@ def run_protocol(panel: Panel, sets: Mapping[str, Sequence[Factor]], protocol: Q
 
 def beside_qlib(ours: pd.DataFrame, published: pd.DataFrame = QLIB_PUBLISHED) -> pd.DataFrame:
     """Our rows (source "ours") above Qlib's published ones (source "Qlib <commit>"), `METRICS` columns."""
-    mine = ours[list(METRICS)].assign(source="ours", dataset="PK factors")
+    kinds = ["PK factors" if name == "PK 50" else "PK + constructed factors" for name in ours.index]
+    mine = ours[list(METRICS)].assign(source="ours", dataset=kinds)
     theirs = published[list(METRICS)].assign(source=f"Qlib {QLIB_COMMIT[:7]}", dataset=published["dataset"])
     return pd.concat([mine, theirs])[["source", "dataset", *METRICS]]
 
