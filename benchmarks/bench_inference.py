@@ -8,6 +8,7 @@ and prints seconds and the speed-up over the largest chunk. The default chunk,
 `construct.INFERENCE_ROWS`, was chosen from this table.
 
     python benchmarks/bench_inference.py                    # every family, 1 thread
+    python benchmarks/bench_inference.py --quick            # fewer windows (make bench)
     python benchmarks/bench_inference.py --threads 2 --rows 100000 --families resnet,tcn
 """
 
@@ -43,7 +44,10 @@ def main() -> None:
     ap.add_argument("--chunks", default=f"{1 << 16},{1 << 14},{INFERENCE_ROWS},{1 << 10}")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="16,384 windows, one timed pass (make bench)")
     args = ap.parse_args()
+    if args.quick:
+        args.rows, args.repeat = 1 << 14, 1
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     chunks = [int(c) for c in args.chunks.split(",")]
