@@ -367,28 +367,15 @@ if run_qlib:
     proto = qlib.load_protocol(qlib_protocol)
     q_panel = chapter.load(data, proto.universe, end=proto.test[1])
     q_pk = factor.cached(table7.pk_set(pk_factors), q_panel)
-    q_sets = qlib.protocol_sets(q_panel, proto, q_pk, Study.load(qlib_study, data) if qlib_study else None, device)
+    q_study = Study.load(qlib_study, data) if qlib_study else None
+    q_sets = qlib.protocol_sets(q_panel, proto, q_pk, q_study, device)
     q_ours = qlib.run_protocol(q_panel, q_sets, proto, data, seed, n_jobs)
 qlib.beside_qlib(q_ours).round(4) if run_qlib else Markdown("Not run (no real data, or `qlib_protocol` null).")
 
 # %% tags=["nbval-check-output", "hide-input"]
-if run_qlib:
-    q_facts = qlib.protocol_facts(q_ours)
-    glue("q_days", str(q_ours.loc["PK 50", "test days"]), display=False)
-    glue("q_rank_ic", float(q_ours.loc["PK 50", "Rank IC"]), display=False)
-    glue("q_return", float(q_ours.loc["PK 50", "annualized return"]), display=False)
-    glue("q_ir", float(q_ours.loc["PK 50", "information ratio"]), display=False)
-    glue("q_turnover", float(q_ours.loc["PK 50", "turnover"]), display=False)
-    for m, key in (("Rank IC", "ric"), ("annualized return", "ret"), ("information ratio", "ir")):
-        glue(f"q_above_{key}", int(q_facts.loc["PK 50", f"above on {m}"]), display=False)
-    glue("q_rows", int(q_facts.loc["PK 50", "published rows"]), display=False)
-    glue("q_commit", qlib.QLIB_COMMIT[:7], display=False)
-    combine = [r for r in q_ours.index if r.endswith("Combine 50")]
-    glue("q_combine", "; ".join(
-        f"{r}: Rank IC {q_ours.loc[r, 'Rank IC']:.4f}, return {q_ours.loc[r, 'annualized return']:.1%}, "
-        f"information ratio {q_ours.loc[r, 'information ratio']:.2f}" for r in combine)
-        or "none ran (no networks constructed on this split)", display=False)
-q_facts if run_qlib else None
+for key, value in qlib.summary(q_ours if run_qlib else None).items():
+    glue(f"q_{key}", value, display=False)
+qlib.protocol_facts(q_ours) if run_qlib else None
 
 # %% [markdown]
 # On {glue:text}`q_days`, PK 50 under Qlib's protocol has a Rank IC of

@@ -112,4 +112,7 @@ def test_a_short_protocol_run_sees_no_price_after_its_test_period(data_dir):
     assert -1 < row["Rank IC"] < 1 and row["max drawdown"] <= 0
     facts = qp.protocol_facts(rows[0])
     assert facts.loc["PK 50", "published rows"] == len(qp.QLIB_PUBLISHED)
-    assert list(qp.beside_qlib(rows[0])["source"])[:1] == ["ours"]
+    assert list(qp.beside_qlib(rows[0])["source"])[:2] == ["ours", "ours"]
+    said = qp.summary(rows[0])
+    assert said["rank_ic"] == row["Rank IC"] and said["combine"].startswith("fcn Combine 50: Rank IC")
+    assert qp.summary(None)["days"] == "not run" and np.isnan(qp.summary(None)["rank_ic"])

@@ -194,6 +194,21 @@ def test_intervals_costs_and_facts(runs, market):
     assert facts.attrs["index_returns"]["ZZ500"][1] == PAPER_T7.loc["ZZ500", "revenue"]
 
 
+def test_score_ics_read_the_stitched_scores_against_the_strategys_label(runs, market):
+    from nnafc import metrics
+
+    _, result = runs
+    table = table7.score_ic_table(result, market, horizon=5)
+    assert list(table.index) == ["PK 50", "GP 50"]  # the sets that ran
+    res = result["PK 50"].result
+    start = int(market.dates.get_loc(res.dates[0]))
+    scores = np.full(market.shape, np.nan)
+    scores[start - 1 : start + len(res.dates)] = res.scores
+    direct = metrics.signal_ics(scores, market, slice(start, start + len(res.dates)), 5)
+    assert table.loc["PK 50", "Rank IC"] == pytest.approx(direct["Rank IC"])
+    assert -1 < table.loc["PK 50", "IC"] < 1
+
+
 def test_the_rule_is_chosen_on_selection_days_only(cfg):
     selection = ("2018-12-03", "2019-04-30")  # then reported on later days: those are corrupted
     clean, dirty = make_market(t=520), make_market(t=520)  # history enough: the dates are used as they are

@@ -215,3 +215,26 @@ def protocol_facts(ours: pd.DataFrame, published: pd.DataFrame = QLIB_PUBLISHED)
         rec["above all on every measure"] = all(rec[f"above on {m}"] == len(published) for m in measures)
         rows[name] = rec
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def summary(ours: pd.DataFrame | None,
+            published: pd.DataFrame = QLIB_PUBLISHED) -> dict[str, float | int | str]:
+    """The numbers the chapter's prose quotes: PK 50's test days, Rank IC, return, information
+    ratio and turnover, of how many published rows it is above on each measure, and each Combine 50
+    row in a line. With no run (`ours` None): NaN, 0 and "not run" in their places."""
+    out: dict[str, float | int | str] = {"rows": len(published), "commit": QLIB_COMMIT[:7]}
+    pk = ours.loc["PK 50"] if ours is not None and "PK 50" in ours.index else None
+    out["days"] = str(pk["test days"]) if pk is not None else "not run"
+    for key, col in (("rank_ic", "Rank IC"), ("return", "annualized return"), ("ir", "information ratio"),
+                     ("turnover", "turnover")):
+        out[key] = float(pk[col]) if pk is not None else float("nan")
+    facts = protocol_facts(ours, published) if pk is not None else None
+    above = (("above_ric", "Rank IC"), ("above_ret", "annualized return"), ("above_ir", "information ratio"))
+    for key, col in above:
+        out[key] = int(facts.loc["PK 50", f"above on {col}"]) if facts is not None else 0
+    combine = [r for r in (ours.index if ours is not None else []) if r.endswith("Combine 50")]
+    out["combine"] = "; ".join(
+        f"{r}: Rank IC {ours.loc[r, 'Rank IC']:.4f}, return {ours.loc[r, 'annualized return']:.1%}, "
+        f"information ratio {ours.loc[r, 'information ratio']:.2f}" for r in combine
+    ) or "none ran (no networks constructed on this split)"
+    return out
