@@ -66,6 +66,9 @@ def test_the_parameter_file_is_qlibs_settings():
     ("valid: ['2014-06-01', '2016-12-31']\n", "train, valid and test must follow each other"),
     ("n_drop: 60\n", "n_drop must be an integer in 0..top_k"),
     ("benchmark: SPX\n", "benchmark must be one of ['ZZ500', 'HS300']"),
+    ("train: ['2010-01-01'\n", "not valid YAML"),
+    ("- a\n", "expected a mapping of protocol settings"),
+    ("model: {max_deph: [3]}\n", "model: "),
 ])
 def test_bad_protocol_files_fail_in_one_line(tmp_path, text, message):
     path = tmp_path / "q.yaml"

@@ -100,6 +100,12 @@ class QlibProtocol:
         for name, allowed in (("execution", EXECUTIONS), ("benchmark", INDICES)):
             if getattr(self, name) not in allowed:
                 return f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}"
+        if not isinstance(self.model, dict):
+            return f"model must be a mapping of XGBoost settings (FactorModel), got {self.model!r}"
+        try:
+            FactorModel(**self.model)
+        except (TypeError, ValueError) as err:
+            return f"model: {err}"
         for name in ("buy_cost", "sell_cost"):
             if not 0 <= getattr(self, name) < 0.1:
                 return f"{name} must be a fraction in [0, 0.1), got {getattr(self, name)!r}"
@@ -111,7 +117,10 @@ def load_protocol(path: str | os.PathLike) -> QlibProtocol:
     file = repo_file(path)
     if not Path(file).is_file():
         raise ParamsError(f"qlib protocol file not found: {path}")
-    raw = yaml.safe_load(Path(file).read_text()) or {}
+    try:
+        raw = yaml.safe_load(Path(file).read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of protocol settings")
     wrong = unknown_key("qlib protocol key", raw, [f.name for f in fields(QlibProtocol)])
