@@ -122,7 +122,7 @@ clustering.summary(per_window[tuple(maps[0])]).round(3)
 
 # %% mystnb={"figure": {"caption": "The other maps on the same window: Fig. 7 (right) and the like-for-like map, each in the paper's layout and in the MDS embedding.", "name": "fig-map-others"}}
 others = [clustering.study_map(f_study, m, window, n_clusters, days, seed) for m in maps[1:]]
-axes = [plotting.plot_factor_maps(m) for m in others]
+axes = plotting.plot_factor_map_rows(others) if others else None
 
 # %% tags=["nbval-check-output"]
 import pandas as pd

@@ -294,6 +294,15 @@ def plot_family_distances(table: pd.DataFrame, ax=None, title: str = "Mean diver
     return ax
 
 
+def plot_factor_map_rows(fmaps):
+    """`plot_factor_maps` for several maps in one figure, a row each (one figure per notebook cell,
+    so that the cell's figure name is one target)."""
+    _, grid = plt.subplots(len(fmaps), 2, figsize=(10, 4.5 * len(fmaps)), squeeze=False)
+    for fmap, row in zip(fmaps, grid, strict=True):
+        plot_factor_maps(fmap, axes=row)
+    return grid
+
+
 def plot_factor_maps(fmap, axes=None):
     """`plot_factor_map` twice, side by side: the paper's layout and the MDS embedding."""
     if axes is None:
