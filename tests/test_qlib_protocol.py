@@ -69,6 +69,8 @@ def test_the_parameter_file_is_qlibs_settings():
     ("train: ['2010-01-01'\n", "not valid YAML"),
     ("- a\n", "expected a mapping of protocol settings"),
     ("model: {max_deph: [3]}\n", "model: "),
+    ("train: 2010\n", "q.yaml: "),
+    ("buy_cost: cheap\n", "q.yaml: "),
 ])
 def test_bad_protocol_files_fail_in_one_line(tmp_path, text, message):
     path = tmp_path / "q.yaml"

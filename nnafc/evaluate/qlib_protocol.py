@@ -126,8 +126,8 @@ def load_protocol(path: str | os.PathLike) -> QlibProtocol:
     wrong = unknown_key("qlib protocol key", raw, [f.name for f in fields(QlibProtocol)])
     if wrong:
         raise ParamsError(f"{path}: {wrong}")
-    spans = {k: tuple(str(d) for d in v) for k, v in raw.items() if k in ("train", "valid", "test")}
     try:
+        spans = {k: tuple(str(d) for d in v) for k, v in raw.items() if k in ("train", "valid", "test")}
         return QlibProtocol(**{**raw, **spans})
     except (TypeError, ValueError) as err:
         raise ParamsError(f"{path}: {err}") from None
