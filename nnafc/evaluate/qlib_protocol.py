@@ -190,8 +190,7 @@ def run_protocol(panel: Panel, sets: Mapping[str, Sequence[Factor]], protocol: Q
             rebalance=protocol.rebalance, execution=protocol.execution, buy_cost=protocol.buy_cost,
             sell_cost=protocol.sell_cost, rule="dropout", n_drop=protocol.n_drop,
         )
-        scores = np.full(panel.shape, np.nan)
-        scores[split.test.start - 1 : split.test.stop] = result.scores
+        scores, _ = result.panel_scores(panel)
         excess = result.returns - index.reindex(result.returns.index)
         rows[name] = {**metrics.signal_ics(scores, panel, split.test, protocol.horizon, protocol.lag),
                       **risk_analysis(excess, protocol.annualization),

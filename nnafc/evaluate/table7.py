@@ -248,11 +248,7 @@ def score_ic_table(runs: Mapping[str, RollingRun | None], panel: Panel, horizon:
     for name, run in runs.items():
         if run is None:
             continue
-        res = run.result
-        start = int(panel.dates.get_indexer(res.dates[:1])[0])
-        days = slice(start, start + len(res.dates))
-        scores = np.full(panel.shape, np.nan)  # (T, N)
-        scores[start - 1 : days.stop] = res.scores
+        scores, days = run.result.panel_scores(panel)
         rows[name] = metrics.signal_ics(scores, panel, days, horizon)
     out = pd.DataFrame.from_dict(rows, orient="index", columns=["IC", "ICIR", "Rank IC", "Rank ICIR"])
     out.index.name = "group"

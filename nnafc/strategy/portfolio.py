@@ -77,13 +77,18 @@ class BacktestResult:
         unknown = set(overrides) - set(BACKTEST_PARAMS) - {"limit_up", "limit_down"}
         if unknown:
             raise ValueError(f"unknown backtest parameters {sorted(unknown)}; known: {BACKTEST_PARAMS}")
-        start = panel.dates.get_indexer(self.dates[:1])[0]
+        scores, days = self.panel_scores(panel)
+        kwargs = {k: v for k, v in self.params.items() if k in BACKTEST_PARAMS} | overrides
+        return backtest(scores, panel, days, **kwargs)
+
+    def panel_scores(self, panel: Panel) -> tuple[np.ndarray, slice]:
+        """The scores laid on `panel`'s days, `(T, N)` NaN elsewhere, and the slice of the backtest's days."""
+        start = int(panel.dates.get_indexer(self.dates[:1])[0])
         if start < 1 or not panel.dates[start: start + len(self.dates)].equals(self.dates):
             raise ValueError("panel does not hold this backtest's dates")
         scores = np.full(panel.shape, np.nan)  # (T, N)
         scores[start - 1: start + len(self.dates)] = self.scores
-        kwargs = {k: v for k, v in self.params.items() if k in BACKTEST_PARAMS} | overrides
-        return backtest(scores, panel, slice(start, start + len(self.dates)), **kwargs)
+        return scores, slice(start, start + len(self.dates))
 
     def holdings(self, date: str | pd.Timestamp) -> pd.Series:
         """Non-zero end-of-day weights on `date`, by instrument."""
