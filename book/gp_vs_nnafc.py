@@ -38,11 +38,6 @@ study_build = False  # construct what the study lacks (hours on CPU); False: a m
 #   error naming the `nnafc study build` command
 diversity_days = 20  # random test days on which diversity is averaged
 max_gp_pairs = 100  # GP parent -> child records measured per window
-strategy = True  # also trade each scheme's factors (Table 5's measure) on these windows
-benchmark = "ZZ500"  # the index beside the strategy returns (all A-shares: ZZ500; CSI 300: HS300)
-top_k = 50  # stocks held by the strategy
-strategy_model = {"max_depth": [3, 5], "learning_rate": [0.1], "n_estimators": [100]}  # XGBoost grid,
-#   chosen per window on its validation days
 
 # %%
 from IPython.display import Markdown
@@ -51,7 +46,6 @@ from myst_nb import glue
 from nnafc import chapter, paper
 from nnafc.data.splits import windows_frame
 from nnafc.evaluate import schemes
-from nnafc.strategy.rolling import StrategyConfig
 from nnafc.study import Study
 
 chapter.configure(seed=seed, device=device)
@@ -190,31 +184,6 @@ axes = schemes.plot_inheritance(rolling.pairs)
 rolling.pairs[rolling.pairs["kind"] == "NNAFC update"].drop(columns="kind").round(4)
 
 # %% [markdown]
-# ## The schemes in a strategy (Table 5's measure)
-#
-# The paper's Table 5 trades each scheme's factors with the XGBoost strategy of §4.4 over four
-# windows of its own (train on a calendar year, test on February–March of the next); it is in
-# the chapter *The multi-factor strategy in real use* (`real_world`), with the other strategy
-# tables, and needs factors constructed for those windows. Here, the same measure on this
-# chapter's windows: each scheme's factors traded alone (XGBoost fitted on the training days,
-# tuned on the validation days, long the `top_k` best-scored stocks after a 0.3 % round-trip
-# fee), its absolute return over the test days, and the index's. The windows differ from the
-# paper's, so no paper column stands beside these.
-
-# %% tags=["nbval-check-output"]
-cfg = StrategyConfig(top_k=top_k, model={**strategy_model, "seed": seed, "n_jobs": 1})
-returns = schemes.strategy_returns(rolling, cfg, data, benchmark) if strategy else None
-returns.round(4) if strategy else Markdown("Not run (`strategy = False`).")
-
-# %% [markdown]
-# Per scheme: the mean return over the test windows, in how many windows it beat the index and
-# *Only GP*, and — from the paper's Table 5, on its own windows — how often the paper's scheme
-# beat *Only GP*:
-
-# %% tags=["nbval-check-output", "hide-input"]
-schemes.strategy_facts(returns, benchmark, paper.TABLE5_RETURNS).round(4) if strategy else None
-
-# %% [markdown]
 #
 # ## What to take from this
 #
@@ -223,6 +192,8 @@ schemes.strategy_facts(returns, benchmark, paper.TABLE5_RETURNS).round(4) if str
 #   with the spread across factors for scale.
 # * §3.1's claim is about inheritance: the summary table measures it directly on GP's own
 #   parent → child records, instead of arguing from one hand-picked pair of formulas.
+# * The schemes traded by the §4.4 strategy (Table 5) are in the chapter *The multi-factor
+#   strategy in real use* (`real_world`), on these same study windows.
 
 # %% [markdown]
 # ## The claims this chapter checks

@@ -729,6 +729,30 @@ class NetScorer:
         return out
 
 
+class OnDates:
+    """A network factor's `compute` limited to the days from `first` to `last` of any panel (NaN
+    on the others; a day's value is the network's, from its own input window): a strategy
+    window scores its own days only, not the whole history a chapter's panel holds."""
+
+    def __init__(self, scorer: NetScorer, first: pd.Timestamp, last: pd.Timestamp) -> None:
+        self.scorer, self.first, self.last = scorer, pd.Timestamp(first), pd.Timestamp(last)
+
+    def __call__(self, panel: Panel) -> np.ndarray:
+        a = int(panel.dates.searchsorted(self.first))
+        b = int(panel.dates.searchsorted(self.last, side="right"))
+        return self.scorer(panel, slice(a, max(a, b)))
+
+
+def on_dates(factor: Factor, first: pd.Timestamp, last: pd.Timestamp) -> Factor:
+    """`factor` computed on the days `first` .. `last` only (`OnDates`) when it runs a network;
+    any other factor unchanged. `meta["dates"]` records the limit (the value store keys on it)."""
+    if not isinstance(factor.compute, NetScorer):
+        return factor
+    dates = [str(pd.Timestamp(first).date()), str(pd.Timestamp(last).date())]
+    limited = OnDates(factor.compute, first, last)
+    return Factor(factor.name, factor.origin, limited, {**factor.meta, "dates": dates})
+
+
 @contextlib.contextmanager
 def deterministic(device: str = "cpu") -> Iterator[None]:
     """Deterministic kernels and a private RNG state for the duration (the caller's is restored)."""

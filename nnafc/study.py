@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from nnafc.construct import ConstructConfig
+from nnafc.construct import ConstructConfig, on_dates
 from nnafc.data.panel import Panel
 from nnafc.data.splits import Split, make_split, split_window
-from nnafc.factor import Factor, ValueStore
+from nnafc.factor import Factor, ValueStore, cached
 from nnafc.params import ROOT
 from nnafc.study_params import GP, GP_SEEDED, Family, StudyParams, is_int, load_panel_for, load_params
 
@@ -247,30 +247,40 @@ class Study:
         return factors, np.stack(values) if values else np.empty(shape, dtype=np.float32)
 
     def window_of(self, split: Split, panel: Panel) -> int | None:
-        """The study window whose train / valid / test days are exactly `split`'s (a split on
-        `panel`, whose first day may differ from the study's), on the same universe and kind of
-        data; None when there is none. A factor built on another window has seen other days."""
-        from nnafc.zoo import split_dates
-
+        """The study window that `split` (a split on `panel`, whose first day may differ from the
+        study's) lies in: the same validation days, training days that end where the window's end
+        (its last n of them, or all), test days that start where the window's start (its first n,
+        or all); on the same universe and kind of data. None when there is none. The factors built
+        on that window were trained on (some of) the split's training days and saw none of its test
+        days; a factor built on another window has seen other days."""
         if panel.universe != self.panel.universe or panel.simulated != self.panel.simulated:
             return None
-        want = split_dates(split, panel.dates)
-        same = [w for w, s in enumerate(self._windows) if split_dates(s, self.panel.dates) == want]
-        return same[0] if same else None
+        mine = split.dates(panel.dates)
+        for w, window in enumerate(self._windows):
+            theirs = window.dates(self.panel.dates)
+            if (mine["valid"].equals(theirs["valid"])
+                    and _is_part(mine["train"], theirs["train"], at_end=True)
+                    and _is_part(mine["test"], theirs["test"], at_end=False)):
+                return w
+        return None
 
     def sets_for(self, split: Split, panel: Panel, device: str = "cpu") -> dict[str, list[Factor]]:
-        """Every family's complete factor set on the study window equal to `split` (`window_of`),
-        by family name; {} when `split` is no study window. A family not fully built on it is left
-        out (its table row reads "not run"), never filled from another window."""
+        """Every family's complete factor set on the study window `split` lies in (`window_of`), by
+        family name; {} when it lies in none. A family not fully built on it is left out (its
+        table row reads "not run"), never filled from another window. Networks compute only the
+        split's days, first training day to last test day (`construct.on_dates`), once: their values
+        are kept with the set (`factor.cached`, in memory), for every table that trades it."""
         window = self.window_of(split, panel)
         if window is None:
             return {}
+        first, last = panel.dates[split.train.start], panel.dates[split.test.stop - 1]
         sets = {}
         for family in self.params.families:
             try:
-                sets[family] = self.factor_set(family, window, device=device)
+                factors = self.factor_set(family, window, device=device)
             except LookupError:
                 continue
+            sets[family] = cached([on_dates(f, first, last) for f in factors], panel)
         return sets
 
     def ic_table(self, family: str, build: bool = False, partial: bool = False) -> pd.DataFrame:
@@ -421,6 +431,12 @@ class Study:
                              threads=self.params.threads, progress=self.params.progress)
                     started = True
         return self.inventory()
+
+
+def _is_part(part: pd.DatetimeIndex, whole: pd.DatetimeIndex, at_end: bool) -> bool:
+    """`part` is a non-empty run of `whole`'s last (`at_end`) or first days."""
+    n = len(part)
+    return 0 < n <= len(whole) and part.equals(whole[len(whole) - n:] if at_end else whole[:n])
 
 
 def _frame_record(frame: pd.DataFrame) -> dict:

@@ -259,8 +259,8 @@ BOOK_CASES = [
     ({"real_world": {"benchmark": "SPX"}}, "benchmark must be one of ['ZZ500', 'HS300']"),
     ({"real_world": {"qlib_protocol": "params/nope.yaml"}},
      "chapter 'real_world': qlib_protocol must be null or the path of an existing Qlib protocol parameter"),
-    ({"real_world": {"selection_end": "2019-01-01"}},  # the rule would be chosen on a reported day
-     "chapter 'real_world': selection_end 2019-01-01 is not before test_start 2019-01-01"),
+    ({"real_world": {"selection_end": "2017-03-01"}},  # the rule would be chosen on a reported day
+     "chapter 'real_world': selection_end 2017-03-01 is not before test_start 2017-03-01"),
     ({"gp_vs_nnafc": {"study": "params/nope.yaml"}},
      "chapter 'gp_vs_nnafc': study must be null or the path of an existing study parameter file (YAML)"),
     ({"pretraining": {"quality_family": "gp"}},

@@ -170,23 +170,5 @@ def test_fewer_nnafc_factors_than_gp_formulas(panel, tmp_path):
     assert run.factors["GP and NNAFC"][0].meta["seed_factor"] == best_gp
 
 
-def test_strategy_returns_per_window_and_facts(rolled):
-    from nnafc.strategy.rolling import StrategyConfig
-
-    rolling = rolled[0]
-    cfg = StrategyConfig(top_k=5, model={"max_depth": [2], "learning_rate": [0.1], "n_estimators": [20],
-                                         "seed": 0, "n_jobs": 1})
-    out = schemes.strategy_returns(rolling, cfg, None, "HS300")
-    assert list(out.index) == list(rolling.runs)
-    assert np.isfinite(out[[*schemes.SCHEMES, "HS300"]].to_numpy(dtype=float)).all()
-    assert (out["status"] == "run").all()
-    facts = schemes.strategy_facts(out, "HS300", paper.TABLE5_RETURNS)
-    assert facts.loc["Only NNAFC", "paper beats Only GP"] == 4
-    assert facts.loc["GP and NNAFC", "paper windows"] == 4
-    assert facts.loc["Only GP", "windows"] == len(out)
-    assert facts.loc["Only NNAFC", "beats HS300"] == int((out["Only NNAFC"] > out["HS300"]).sum())
-    assert facts.loc["Only NNAFC", "mean return"] == pytest.approx(out["Only NNAFC"].mean())
-
-
 def test_ranked_orders_high_to_low():
     assert schemes.ranked(pd.Series({"a": 0.1, "b": np.nan, "c": 0.3})) == "c > a > b"

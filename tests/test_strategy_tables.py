@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,20 +88,41 @@ def test_test_windows_refuse_real_data_without_history_but_place_simulated_ones(
     assert placed[-1].test.stop == len(market.dates) and placed[0].train.start >= WARMUP_DAYS
 
 
-def test_table5_windows_use_january_for_validation_and_the_paper_labels():
+class _Windows:
+    """What `table5.study_windows` reads of a factor study: its windows."""
+
+    def __init__(self, splits):
+        self.splits = splits
+
+    def windows(self):
+        return self.splits
+
+
+def _study_like(panel: Panel, train_starts) -> _Windows:
+    from nnafc.data.splits import make_split
+
+    return _Windows([make_split(panel.dates, d, n_train=500, n_valid=30, n_test=90) for d in train_starts])
+
+
+def test_table5_windows_lie_in_the_study_windows_with_the_paper_labels():
     panel = make_market(t=1400, start="2014-06-02", simulated=False)
-    splits = table5.table5_windows(panel)
-    assert list(splits) == list(paper.TABLE5_RETURNS.index)
-    for label, split in splits.items():
-        if split is None:  # the constructed market ends before the last window
-            continue
-        d = split.dates(panel.dates)
-        assert d["train"][0].year == d["train"][-1].year == int(label[:4])
-        assert (d["valid"].month == 1).all() and d["valid"].year[0] == int(label[:4]) + 1
-        assert d["test"][0].month == 2 and d["test"][-1].month == 3
-    assert splits[paper.TABLE5_RETURNS.index[0]] is not None
+    # study windows testing from March 2017 and 2018, and from August 2018 (near no paper window)
+    study = _study_like(panel, ["2015-01-27", "2016-01-26", "2016-07-26"])
+    splits = table5.study_windows(study, panel)
+    labels = list(paper.TABLE5_RETURNS.index)
+    assert list(splits)[:4] == labels and len(splits) == 5
+    assert splits[labels[0]] is None and splits[labels[3]] is None  # no study window tests near 2016 / 2019
+    for label, w in ((labels[1], 0), (labels[2], 1)):
+        mine, theirs = splits[label].dates(), study.windows()[w].dates()
+        assert mine["valid"].equals(theirs["valid"])
+        assert mine["train"].equals(theirs["train"][-250:])  # the last 250 of the study's training days
+        assert mine["test"][0] == theirs["test"][0] and mine["test"].isin(theirs["test"]).all()
+        assert (mine["test"][-1] - mine["test"][0]).days <= 59 < (theirs["test"][-1] - theirs["test"][0]).days
+    extra = list(splits)[4]  # labelled by its own dates
+    assert extra == "2017 -> 2018-08..10"
+    assert splits[extra].dates()["valid"].equals(study.windows()[2].dates()["valid"])
     short = make_market(t=300, start="2014-06-02", simulated=False)
-    assert all(s is None for s in table5.table5_windows(short).values())
+    assert all(s is None for s in table5.study_windows(study, short).values())
 
 
 # ----------------------------------------------------------------------------- benchmarks
@@ -194,6 +217,32 @@ def test_intervals_costs_and_facts(runs, market):
     assert facts.attrs["index_returns"]["ZZ500"][1] == PAPER_T7.loc["ZZ500", "revenue"]
 
 
+def test_paired_table_tests_each_combine_against_pk_on_the_same_days(market, cfg):
+    from nnafc.strategy.rolling import RollingRun
+
+    splits = windows_covering(market, "2019-03-01", "2019-07-31", n_train=120, n_valid=20, n_test=40)
+    pk = factor.cached([momentum(5), momentum(10), momentum(20)], market)
+    sets = lambda split: {"PK 50": pk, "fcn Combine 50": pk[:2], "lstm Combine 50": None}  # noqa: E731
+    result = run_rolling(market, splits, sets, cfg)
+    paired = table7.paired_table(result, n_boot=300, seed=2)
+    assert list(paired.index) == [("fcn Combine 50", "PK 50")]  # no GP Combine row ran, lstm did not run
+    diff = result["fcn Combine 50"].result.returns - result["PK 50"].result.returns
+    row = paired.loc[("fcn Combine 50", "PK 50")]
+    assert row["difference"] == pytest.approx(diff.mean() * 252)
+    assert row["low"] <= row["difference"] <= row["high"] and row["days"] == len(diff)
+    expected = "ahead" if row["low"] > 0 else "behind" if row["high"] < 0 else "undecided"
+    assert row["verdict"] == expected
+    # a copy of PK 50 with its returns shifted up by 1 bp a day is ahead by 2.52 % a year, interval and all
+    pk_run = result["PK 50"]
+    shifted = RollingRun("x", replace(pk_run.result, returns=pk_run.result.returns + 1e-4), pk_run.windows)
+    ahead = table7.paired_table({"PK 50": pk_run, "fcn Combine 50": shifted}, n_boot=200)
+    assert ahead.loc[("fcn Combine 50", "PK 50"), "difference"] == pytest.approx(0.0252)
+    assert ahead.loc[("fcn Combine 50", "PK 50"), "verdict"] == "ahead"
+    facts = table7.paired_facts(ahead)
+    assert facts == {"rows": 1, "ahead point": 1, "ahead interval": 1, "behind interval": 0}
+    assert table7.paired_facts(ahead, "GP Combine 50")["rows"] == 0
+
+
 def test_score_ics_read_the_stitched_scores_against_the_strategys_label(runs, market):
     from nnafc import metrics
 
@@ -240,11 +289,12 @@ def test_table5_shows_schemes_not_run_beside_the_paper(cfg, monkeypatch):
     monkeypatch.delenv("NNAFC_DATA", raising=False)  # invented weekdays: no real index file may be read
     panel = make_market(t=1400, start="2014-06-02", simulated=False)
     bench = benchmarks.benchmarks(panel)
-    splits = table5.table5_windows(panel)
-    splits = {k: (v if i == 0 else None) for i, (k, v) in enumerate(splits.items())}  # one window, fast
+    study = _study_like(panel, ["2014-12-29"])  # tests from 2017-01: the paper's 2nd window
+    splits = table5.study_windows(study, panel)
+    splits = {k: (v if i == 1 else None) for i, (k, v) in enumerate(splits.items())}  # one window, fast
     pk = factor.cached([momentum(5), momentum(20)], panel)
     ours = table5.table5(panel, splits, lambda s: table5.table5_sets(pk, {}), bench, cfg)
-    first = paper.TABLE5_RETURNS.index[0]
+    first = paper.TABLE5_RETURNS.index[1]
     assert np.isfinite(ours.loc[first, "PK 50"]) and np.isfinite(ours.loc[first, "ZZ500"])
     assert ours[list(table5.TABLE5_SCHEMES)].isna().all().all()
     table = table5.table5_vs_paper(ours)
@@ -310,3 +360,15 @@ def test_pk_set_sizes():
     assert [f.name for f in table7.pk_set(3)] == [f.name for f in table7.pk_set()[:3]]
     with pytest.raises(ValueError):
         table7.pk_set(0)
+
+
+def test_bootstrap_mean_of_a_constant_difference_is_that_difference_annualised():
+    from nnafc.strategy import bootstrap_mean
+
+    mean, low, high = bootstrap_mean(np.full(90, 2e-4), n_boot=100, block=10)
+    assert mean == pytest.approx(0.0504) and low == pytest.approx(0.0504) and high == pytest.approx(0.0504)
+    noisy = np.random.default_rng(0).normal(0, 0.01, 500)
+    mean, low, high = bootstrap_mean(noisy, n_boot=500, block=10)
+    assert low < mean < high and low < 0 < high  # pure noise: no side is decided
+    with pytest.raises(ValueError):
+        bootstrap_mean(noisy[:1])

@@ -198,7 +198,7 @@ def test_gp_seeded_family_uses_the_windows_gp_formulas(built) -> None:
 
 def test_trading_windows_get_only_the_sets_built_for_exactly_them(built, data_dir) -> None:
     from nnafc.data import load_panel
-    from nnafc.data.splits import make_split
+    from nnafc.data.splits import Split, make_split
     from nnafc.evaluate import table5, table7
 
     # a chapter's panel may start on another day: the study window is found by its dates
@@ -209,10 +209,23 @@ def test_trading_windows_get_only_the_sets_built_for_exactly_them(built, data_di
     sets = built.sets_for(same, panel)
     assert {f: len(v) for f, v in sets.items()} == {"gp": 2, "fcn": 2, "fcn+gp": 1}
     np.testing.assert_allclose(sets["fcn"][0].values(panel)[same.test],  # the study's network, this panel
-                               built.factor_set("fcn", 0)[0].values(panel)[same.test])
+                               built.factor_set("fcn", 0)[0].values(panel)[same.test], rtol=1e-5, atol=1e-6)
     for other in (make_split(panel.dates, "2018-07-03", n_train=60, n_valid=15, n_test=15),  # a day later
-                  make_split(panel.dates, "2018-07-02", n_train=60, n_valid=15, n_test=16)):  # a longer test
+                  make_split(panel.dates, "2018-07-02", n_train=60, n_valid=15, n_test=16),  # a longer test
+                  Split(slice(same.train.start, same.train.stop - 1),
+                        slice(same.valid.start - 1, same.valid.stop), same.test)):  # other validation days
         assert built.window_of(other, panel) is None and built.sets_for(other, panel) == {}
+    # a strategy window inside the study's: its last training days, the same validation days, a shorter test
+    inner = Split(slice(same.train.stop - 40, same.train.stop), same.valid,
+                  slice(same.test.start, same.test.start + 10), calendar=panel.dates)
+    assert built.window_of(inner, panel) == 0
+    net = built.sets_for(inner, panel)["fcn"][0]  # computes only the inner window's days
+    values = net.values(panel)
+    assert np.isnan(values[: inner.train.start]).all() and np.isnan(values[inner.test.stop:]).all()
+    np.testing.assert_allclose(values[inner.test], sets["fcn"][0].values(panel)[inner.test],
+                               rtol=1e-5, atol=1e-6)
+    assert net.meta["key"] == sets["fcn"][0].meta["key"]
+    assert net.meta["dates"][1] == str(panel.dates[inner.test.stop - 1].date())
     everyone = load_panel(data_dir / "ashare_2010_2020.parquet", start="2018-01-02", end="2019-06-28",
                           universe="all", min_history=60)
     assert built.sets_for(make_split(everyone.dates, "2018-07-02", n_train=60, n_valid=15, n_test=15),

@@ -34,7 +34,6 @@ from nnafc.data import Panel, Split, split_window
 from nnafc.factor import Factor, cached
 
 if TYPE_CHECKING:
-    from nnafc.strategy.rolling import StrategyConfig
     from nnafc.study import Study
 
 SCHEMES = ("Only GP", "GP and NNAFC", "Only NNAFC")
@@ -331,26 +330,6 @@ def measure(runs: Iterable[SchemeRun], diversity_days: int = 20, seed: int = 0,
                    timings=pd.DataFrame(timings).set_index("window"), runs=kept)
 
 
-def strategy_returns(rolling: Rolling, cfg: StrategyConfig, data: str | None = None,
-                     index: str = "HS300") -> pd.DataFrame:
-    """Table 5's measure on Table 4's windows: each scheme's factors traded alone by the §4.4
-    strategy (XGBoost fitted on the window's training days, tuned on its validation days), its
-    absolute return over the window's test days, and the index's over the same days."""
-    from nnafc import factor  # lazily: xgboost and the backtester
-    from nnafc.evaluate import table5
-    from nnafc.strategy import benchmarks
-
-    frames = []
-    for window, run in rolling.runs.items():
-        sets = {s: factor.cached(f, run.panel) if f else None for s, f in run.factors.items()}  # in memory
-        bench = benchmarks.benchmarks(run.panel, data)
-        frames.append(table5.table5(run.panel, {window: run.split}, lambda _split, sets=sets: sets, bench,
-                                cfg, index))
-    table = pd.concat(frames)
-    table.index.name = "window"
-    return table
-
-
 # ----------------------------------------------------------------------------- facts, plot
 
 
@@ -395,31 +374,6 @@ def table4_facts(rolling: Rolling, paper_table: pd.DataFrame) -> pd.DataFrame:
 def ranked(values: pd.Series) -> str:
     """"A > B > C" from the highest value down (NaN last): an order to print beside numbers."""
     return " > ".join(values.sort_values(ascending=False, na_position="last").index.astype(str))
-
-
-def strategy_facts(returns: pd.DataFrame, index: str,
-                   paper_table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per scheme traded: mean test-window return, windows beating `index` and Only GP (of how many);
-    and, from `paper_table` (Table 5), how often the paper's scheme beat Only GP in its windows."""
-    rows = {}
-    for s in SCHEMES:
-        if s not in returns or returns[s].isna().all():
-            continue
-        r = returns[[s, index]].dropna()
-        row = {"mean return": float(returns[s].mean()), f"beats {index}": int((r[s] > r[index]).sum()),
-               "windows": len(r)}
-        if s != "Only GP" and "Only GP" in returns:
-            g = returns[[s, "Only GP"]].dropna()
-            row["beats Only GP"], row["windows vs Only GP"] = int((g[s] > g["Only GP"]).sum()), len(g)
-            if paper_table is not None and s in paper_table:
-                p = paper_table[[s, "Only GP"]].dropna()
-                row["paper beats Only GP"] = int((p[s] > p["Only GP"]).sum())
-                row["paper windows"] = len(p)
-        rows[s] = row
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out.index.name = "scheme"
-    out.attrs["index mean return"] = float(returns[index].mean()) if index in returns else float("nan")
-    return out
 
 
 def plot_inheritance(pairs: pd.DataFrame, axes: Sequence | None = None) -> Sequence:

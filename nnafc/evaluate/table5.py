@@ -1,7 +1,9 @@
-"""Table 5 of the paper (§4.2): each scheme's factors traded alone over four calendar windows.
+"""Table 5 of the paper (§4.2): each scheme's factors traded alone over four windows.
 
-Train on one calendar year, test on February-March of the next; the January between is the
-validation split that chooses the XGBoost hyper-parameters. Each window is an independent
+The paper trains on one calendar year and tests on February-March of the next. Its schemes need
+factors constructed for the window they trade, so `study_windows` places each paper window in
+the factor study's nearest window (the last 250 training days, the study's validation days, a
+test of the paper's length from the study's first test day). Each window is an independent
 backtest starting from cash, as the paper's separate back-tests are.
 """
 
@@ -15,7 +17,7 @@ import pandas as pd
 
 from nnafc import paper
 from nnafc.data.panel import Panel
-from nnafc.data.splits import Split, calendar_windows
+from nnafc.data.splits import Split
 from nnafc.evaluate.formatting import NOT_RUN, formatted
 from nnafc.factor import Factor
 from nnafc.strategy.benchmarks import Benchmarks
@@ -32,12 +34,53 @@ def window_label(train_start: str, test_start: str, test_end: str) -> str:
     return f"{train_start[:4]} -> {test_start[:7]}..{test_end[5:7]}"
 
 
-def table5_windows(
-    panel: Panel, windows: Sequence[tuple[str, str, str, str]] = paper.TABLE5_WINDOWS
+def study_windows(
+    study: Study,
+    panel: Panel,
+    windows: Sequence[tuple[str, str, str, str]] = paper.TABLE5_WINDOWS,
+    n_train: int = 250,
+    near_days: int = 45,
 ) -> dict[str, Split | None]:
-    """The paper's Table 5 windows as splits, by the paper's row label (`data.calendar_windows`)."""
-    return dict(zip([window_label(w[0], w[2], w[3]) for w in windows],
-                    calendar_windows(panel, windows), strict=True))
+    """Table 5's windows inside the factor study's, so that each scheme trades the factors the
+    study constructed for that window (`Study.window_of`): for each of the paper's windows, the
+    study window whose test starts within `near_days` calendar days of the paper's test start,
+    cut to its last `n_train` training days (the paper's one year), its validation days, and as
+    many calendar days of its test as the paper's test spans (February-March: two months). By the
+    paper's row label; None for a paper window no study window is near. Study windows near no
+    paper window follow, labelled the same way (ours only).
+    """
+    splits = study.windows()
+    out: dict[str, Split | None] = {}
+    matched, span = set(), pd.Timedelta(days=59)
+    for tr0, _tr1, te0, te1 in windows:
+        span = pd.Timestamp(te1) - pd.Timestamp(te0)
+        first = pd.Timestamp(te0)
+        gaps = {w: abs((s.dates()["test"][0] - first).days) for w, s in enumerate(splits)}
+        w = min(gaps, key=gaps.get) if gaps else None
+        ok = w is not None and gaps[w] <= near_days
+        out[window_label(tr0, te0, te1)] = _inside(splits[w], panel, n_train, span) if ok else None
+        matched |= {w} if ok else set()
+    for w in sorted(set(range(len(splits))) - matched):  # ours only: no paper window is near
+        split = _inside(splits[w], panel, n_train, span)
+        if split is not None:
+            d = split.dates()
+            first, test = str(d["train"][0].date()), d["test"]
+            out[window_label(first, str(test[0].date()), str(test[-1].date()))] = split
+    return out
+
+
+def _inside(window: Split, panel: Panel, n_train: int, length: pd.Timedelta) -> Split | None:
+    """`window` (a study split) on `panel`: its last `n_train` training days, its validation days,
+    its test days up to `length` after the first; None where `panel` lacks a day of it."""
+    d = window.dates()
+    valid = panel.dates.get_indexer(d["valid"])
+    test_days = d["test"][d["test"] <= d["test"][0] + length]
+    test = panel.dates.get_indexer(test_days)
+    if (valid < 0).any() or (test < 0).any() or valid[0] < n_train or len(test) == 0:
+        return None
+    a, b = int(valid[0]), int(valid[-1]) + 1
+    test_slice = slice(int(test[0]), int(test[-1]) + 1)
+    return Split(slice(a - n_train, a), slice(a, b), test_slice, calendar=panel.dates)
 
 
 def table5_sets(
@@ -46,7 +89,7 @@ def table5_sets(
     """Table 5's schemes for one window (§4.2, FCN): Only GP, GP and NNAFC, Only NNAFC, and the PK set.
 
     "GP and NNAFC" are networks seeded by GP factors (the study's `<net>+gp`), "Only NNAFC" networks
-    seeded by PK factors. Each scheme trades its own factors alone; PK 50 is run as a stand-in.
+    seeded by PK factors. Each scheme trades its own factors alone; PK 50 is traded beside them.
     """
     return {
         "Only GP": _or_none(constructed.get("gp")),
@@ -78,14 +121,14 @@ def table5(
 ) -> pd.DataFrame:
     """Table 5: each scheme's absolute return over each window's test months, and the index's.
 
-    Rows are the paper's window labels; a window outside the data, or a scheme without
+    Rows are the paper's window labels; a window without a split (None: no study window), or a scheme without
     constructed factors for it, is NaN with its `status`. Each window is an independent
     backtest starting from cash, as the paper's separate back-tests are.
     """
     rows, status = {}, {}
     for label, split in splits.items():
         if split is None:
-            rows[label], status[label] = {}, "window outside the data"
+            rows[label], status[label] = {}, "no study window"
             continue
         results = run_window(panel, split, sets_for(split), cfg)
         row = {
@@ -106,13 +149,13 @@ def table5(
     return out
 
 
-def table5_vs_paper(ours: pd.DataFrame, stand_in: str = "PK 50") -> pd.DataFrame:
-    """Paper beside ours for the three schemes and ZZ500, then our stand-in set (ours only)."""
+def table5_vs_paper(ours: pd.DataFrame, extra: str = "PK 50") -> pd.DataFrame:
+    """Paper beside ours for the three schemes and ZZ500, then our extra set `extra` (ours only)."""
     table = paper.beside(ours, paper.TABLE5_RETURNS)
     order = list(paper.TABLE5_RETURNS.index) + [r for r in table.index if r not in paper.TABLE5_RETURNS.index]
     table = table.reindex(order)
-    if stand_in in ours:
-        table[f"{stand_in} ours"] = ours[stand_in]
+    if extra in ours:
+        table[f"{extra} ours"] = ours[extra]
     table["status"] = ours["status"].reindex(table.index).fillna(f"{NOT_RUN}: window not selected")
     return table
 
@@ -134,7 +177,8 @@ def table5_display(table: pd.DataFrame) -> pd.DataFrame:
 
 def table5_facts(ours: pd.DataFrame, index: str = "ZZ500") -> pd.DataFrame:
     """Per factor set traded in Table 5 (schemes and the extra PK set): in how many windows it beat
-    `index`, of how many, and its mean test-period return beside the index's on the same windows.
+    `index`, of how many; in how many it beat Only GP, of the windows both ran (the paper: Only
+    NNAFC always does); its mean test-period return beside the index's on the same windows.
 
     Empty (no rows) when no window ran. `attrs`: schemes_not_run (schemes without factors in every
     window), index_gap_max (largest |our index return - the paper's| over the windows both have,
@@ -146,10 +190,14 @@ def table5_facts(ours: pd.DataFrame, index: str = "ZZ500") -> pd.DataFrame:
     for c in cols:
         d = done.dropna(subset=[c])
         if len(d):
+            gp = d.dropna(subset=["Only GP"]) if "Only GP" in d and c != "Only GP" else d.iloc[0:0]
             rows[c] = {f"beats {index}": int((d[c] > d[index]).sum()), "windows": len(d),
+                       "beats Only GP": int((gp[c] > gp["Only GP"]).sum()) if len(gp) else np.nan,
+                       "windows with Only GP": len(gp),
                        "mean return": float(d[c].mean()), f"{index} mean return": float(d[index].mean())}
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=[f"beats {index}", "windows", "mean return",
-                                                                 f"{index} mean return"])
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=[
+        f"beats {index}", "windows", "beats Only GP", "windows with Only GP", "mean return",
+        f"{index} mean return"])
     out.index.name = "set"
     theirs = paper.TABLE5_RETURNS[index].reindex(done.index).dropna() if index in paper.TABLE5_RETURNS else []
     gap = (done.loc[theirs.index, index] - theirs).abs() if len(theirs) else pd.Series(dtype=float)

@@ -10,6 +10,7 @@ from nnafc.strategy.model import FactorModel
 from nnafc.strategy.performance import (
     INDEX_CODES,
     annual_return,
+    bootstrap_mean,
     bootstrap_sharpe,
     cost_sensitivity,
     excess_returns,
@@ -25,6 +26,7 @@ from nnafc.strategy.selection import combine_importance, select_combine
 
 __all__ = [
     "BUY_COST", "INDEX_CODES", "SELL_COST", "BacktestResult", "FactorModel", "annual_return", "backtest",
+    "bootstrap_mean",
     "bootstrap_sharpe", "build_features", "combine_importance", "cost_sensitivity", "excess_returns",
     "fit_model", "load_index_returns", "make_labels", "max_drawdown", "performance_table",
     "predict_scores", "rank_labels", "run_strategy", "select_combine", "select_top_k", "sharpe_ratio",

@@ -127,14 +127,8 @@ def performance_table(results: Mapping[str, BacktestResult],
     return table
 
 
-def bootstrap_sharpe(returns, n_boot: int = 2000, block: int = 10, alpha: float = 0.05,
-                     seed: int = 0, periods: int = PERIODS) -> tuple[float, float, float]:
-    """Sharpe ratio and its (1 - alpha) moving-block bootstrap interval: (sharpe, low, high).
-
-    Blocks of `block` consecutive days keep the short-range autocorrelation of daily returns;
-    a 90-day test split gives a wide interval, which is the point of reporting it.
-    """
-    r = _values(returns)
+def _block_sample(r: np.ndarray, n_boot: int, block: int, alpha: float, seed: int) -> np.ndarray:
+    """`(n_boot, n)` moving-block bootstrap resamples of the daily series `r`."""
     n = r.size
     if n < 2 or not 1 <= block <= n:
         raise ValueError(f"need >= 2 returns and 1 <= block <= {n}, got n={n}, block={block}")
@@ -144,12 +138,34 @@ def bootstrap_sharpe(returns, n_boot: int = 2000, block: int = 10, alpha: float 
     n_blocks = -(-n // block)
     starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))  # (B, n_blocks)
     idx = (starts[:, :, None] + np.arange(block)).reshape(n_boot, -1)[:, :n]  # (B, n)
-    sample = r[idx]
+    return r[idx]
+
+
+def bootstrap_sharpe(returns, n_boot: int = 2000, block: int = 10, alpha: float = 0.05,
+                     seed: int = 0, periods: int = PERIODS) -> tuple[float, float, float]:
+    """Sharpe ratio and its (1 - alpha) moving-block bootstrap interval: (sharpe, low, high).
+
+    Blocks of `block` consecutive days keep the short-range autocorrelation of daily returns;
+    a 90-day test split gives a wide interval, which is the point of reporting it.
+    """
+    r = _values(returns)
+    sample = _block_sample(r, n_boot, block, alpha, seed)
     std = sample.std(axis=1, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         sharpe = sample.mean(axis=1) / std * np.sqrt(periods)
     low, high = np.nanquantile(sharpe, [alpha / 2, 1 - alpha / 2])
     return sharpe_ratio(r, periods), float(low), float(high)
+
+
+def bootstrap_mean(returns, n_boot: int = 2000, block: int = 10, alpha: float = 0.05,
+                   seed: int = 0, periods: int = PERIODS) -> tuple[float, float, float]:
+    """Annualised mean (`periods` x the daily mean) and its (1 - alpha) moving-block bootstrap
+    interval: (mean, low, high). For a difference of two strategies' daily returns on the same
+    days (a paired test: what the market did on those days cancels)."""
+    r = _values(returns)
+    means = _block_sample(r, n_boot, block, alpha, seed).mean(axis=1) * periods
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(r.mean() * periods), float(low), float(high)
 
 
 def cost_sensitivity(result: BacktestResult, panel: Panel, index_returns: pd.Series | None = None,
