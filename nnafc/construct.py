@@ -730,26 +730,38 @@ class NetScorer:
 
 
 class OnDates:
-    """A network factor's `compute` limited to the days from `first` to `last` of any panel (NaN
-    on the others; a day's value is the network's, from its own input window): a strategy
-    window scores its own days only, not the whole history a chapter's panel holds."""
+    """A factor's `compute` limited to the days from `first` to `last` of any panel (NaN on the
+    others), computed on those days and the `history` days before them only: a strategy window
+    scores its own days, not the whole history a chapter's panel holds. The values are the whole
+    panel's where `history` covers the factor's memory (a network's input window; GP formulas' and
+    a residual seed factor's warm-up, `study.GP_LOOKBACK`)."""
 
-    def __init__(self, scorer: NetScorer, first: pd.Timestamp, last: pd.Timestamp) -> None:
-        self.scorer, self.first, self.last = scorer, pd.Timestamp(first), pd.Timestamp(last)
+    def __init__(self, compute: Callable[[Panel], np.ndarray], first: pd.Timestamp, last: pd.Timestamp,
+                 history: int = 0) -> None:
+        self.compute, self.history = compute, history
+        self.first, self.last = pd.Timestamp(first), pd.Timestamp(last)
 
     def __call__(self, panel: Panel) -> np.ndarray:
+        out = np.full(panel.shape, np.nan, dtype=np.float32)  # (T, N)
         a = int(panel.dates.searchsorted(self.first))
         b = int(panel.dates.searchsorted(self.last, side="right"))
-        return self.scorer(panel, slice(a, max(a, b)))
+        if b <= a:
+            return out
+        start = max(0, a - self.history)
+        cut = panel.slice_days(start, b)
+        if isinstance(self.compute, NetScorer):  # scores only the days asked for
+            values = self.compute(cut, slice(a - start, b - start))
+        else:
+            values = np.asarray(self.compute(cut), dtype=np.float32)
+        out[a:b] = values[a - start:]
+        return out
 
 
-def on_dates(factor: Factor, first: pd.Timestamp, last: pd.Timestamp) -> Factor:
-    """`factor` computed on the days `first` .. `last` only (`OnDates`) when it runs a network;
-    any other factor unchanged. `meta["dates"]` records the limit (the value store keys on it)."""
-    if not isinstance(factor.compute, NetScorer):
-        return factor
+def on_dates(factor: Factor, first: pd.Timestamp, last: pd.Timestamp, history: int = 0) -> Factor:
+    """`factor` computed on the days `first` .. `last` only, from `history` days before them
+    (`OnDates`). `meta["dates"]` records the limit (the value store keys on it)."""
     dates = [str(pd.Timestamp(first).date()), str(pd.Timestamp(last).date())]
-    limited = OnDates(factor.compute, first, last)
+    limited = OnDates(factor.compute, first, last, history)
     return Factor(factor.name, factor.origin, limited, {**factor.meta, "dates": dates})
 
 

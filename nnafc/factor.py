@@ -57,6 +57,7 @@ class ValueStore:
 
         ident = factor.meta.get("key") or {"origin": factor.origin, "name": factor.name, "meta": factor.meta}
         if factor.meta.get("key") and factor.meta.get("dates"):  # a network limited to some days
+            #   (a factor without a key has its dates in `meta`, hashed above)
             ident = {"key": ident, "dates": factor.meta["dates"]}
         blob = json.dumps({"factor": ident, "panel": panel_fingerprint(panel)}, sort_keys=True, default=str)
         return self.root / f"{hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()}.npy"

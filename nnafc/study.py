@@ -267,9 +267,10 @@ class Study:
     def sets_for(self, split: Split, panel: Panel, device: str = "cpu") -> dict[str, list[Factor]]:
         """Every family's complete factor set on the study window `split` lies in (`window_of`), by
         family name; {} when it lies in none. A family not fully built on it is left out (its
-        table row reads "not run"), never filled from another window. Networks compute only the
-        split's days, first training day to last test day (`construct.on_dates`), once: their values
-        are kept with the set (`factor.cached`, in memory), for every table that trades it."""
+        table row reads "not run"), never filled from another window. Each factor computes only the
+        split's days, first training day to last test day, from `GP_LOOKBACK` days before them
+        (`construct.on_dates`), once: the values are kept with the set (`factor.cached`, in
+        memory), for every table that trades it."""
         window = self.window_of(split, panel)
         if window is None:
             return {}
@@ -280,7 +281,7 @@ class Study:
                 factors = self.factor_set(family, window, device=device)
             except LookupError:
                 continue
-            sets[family] = cached([on_dates(f, first, last) for f in factors], panel)
+            sets[family] = cached([on_dates(f, first, last, GP_LOOKBACK) for f in factors], panel)
         return sets
 
     def ic_table(self, family: str, build: bool = False, partial: bool = False) -> pd.DataFrame:

@@ -224,6 +224,11 @@ def test_trading_windows_get_only_the_sets_built_for_exactly_them(built, data_di
     assert np.isnan(values[: inner.train.start]).all() and np.isnan(values[inner.test.stop:]).all()
     np.testing.assert_allclose(values[inner.test], sets["fcn"][0].values(panel)[inner.test],
                                rtol=1e-5, atol=1e-6)
+    for family in ("gp", "fcn+gp"):  # a formula and a residual net, computed from 150 days of history
+        whole = built.factor_set(family, 0)[0].values(panel)
+        np.testing.assert_allclose(sets[family][0].values(panel)[same.span], whole[same.span],
+                                   rtol=1e-5, atol=1e-6)
+        assert np.isnan(sets[family][0].values(panel)[: same.train.start]).all()
     assert net.meta["key"] == sets["fcn"][0].meta["key"]
     assert net.meta["dates"][1] == str(panel.dates[inner.test.stop - 1].date())
     everyone = load_panel(data_dir / "ashare_2010_2020.parquet", start="2018-01-02", end="2019-06-28",

@@ -8,6 +8,7 @@ factor value or label is computed, so validation and test data cannot influence 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -24,10 +25,12 @@ SELECTION_MODEL = {"max_depth": 5, "learning_rate": 0.1, "n_estimators": 200}  #
 def combine_importance(factors: Sequence[Factor], panel: Panel, train: slice, *, horizon: int = 5,
                        lag: int = 0, model: FactorModel | None = None, clip: float | None = 3.0,
                        kind: str = "weight") -> pd.Series:
-    """XGBoost importance of each factor in one model fitted on the training split only."""
+    """XGBoost importance of each factor in one model fitted on the training split only (by
+    default `SELECTION_MODEL` on every core this process may use: the fit does not depend on it)."""
     if not isinstance(train, slice) or train.start is None or train.stop is None:
         raise ValueError(f"train must be a slice with start and stop, got {train!r}")
-    model = FactorModel(**SELECTION_MODEL) if model is None else model
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    model = FactorModel(**SELECTION_MODEL, n_jobs=cores) if model is None else model
     if model.n_combinations != 1:
         raise ValueError("the selection model needs fixed hyper-parameters (a grid needs validation data)")
     cut = panel.slice_days(0, train.stop)  # nothing after the training split exists from here on
