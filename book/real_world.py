@@ -377,8 +377,8 @@ glue("t5_index_gap_window", t5_facts.attrs["index_gap_window"] or "no window", d
 t5_facts.round(4)
 
 # %% [markdown]
-# Schemes without constructed factors for a window read *not run* ({glue:text}`t5_not_run`
-# in every window). Our ZZ500 return over our test days differs from the paper's by up to
+# A scheme without constructed factors for a window reads *not run* there; schemes with none in
+# any window: {glue:text}`t5_not_run`. Our ZZ500 return over our test days differs from the paper's by up to
 # {glue:text}`t5_index_gap:.1%` ({glue:text}`t5_index_gap_window`): our test months are a month
 # later than the paper's and our index series is not its, which alone moves every column of its
 # table.
